@@ -1,0 +1,102 @@
+"""Figures the chapters share. Each function draws on a given matplotlib Axes (or makes
+one) and returns it, so chapters can compose panels."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from course_lib.training import History
+
+
+def _axes(ax):
+    return plt.subplots()[1] if ax is None else ax
+
+
+def plot_trial(inputs, targets, *, input_labels=None, action_labels=None, dt=1.0, axes=None):
+    """One batch column of a task: inputs over time (top) and the target action (bottom)."""
+    inputs = np.asarray(inputs)
+    targets = np.asarray(targets)
+    if axes is None:
+        _, axes = plt.subplots(2, 1, sharex=True, figsize=(7, 4), height_ratios=[2, 1])
+    time = np.arange(len(inputs)) * dt
+    for i in range(inputs.shape[1]):
+        label = input_labels[i] if input_labels else f"input {i}"
+        axes[0].plot(time, inputs[:, i], label=label)
+    axes[0].set_ylabel("input")
+    axes[0].legend(loc="upper right", fontsize="small")
+    axes[1].step(time, targets, where="post", color="k")
+    if action_labels:
+        axes[1].set_yticks(range(len(action_labels)), action_labels)
+    axes[1].set_ylabel("target action")
+    axes[1].set_xlabel("time (ms)" if dt != 1.0 else "time step")
+    return axes
+
+
+def plot_learning_curve(history: History, *, label=None, axes=None, smooth: int = 10):
+    """Training loss (smoothed over ``smooth`` steps) and per-trial accuracy."""
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+    loss = np.asarray(history.loss)
+    kernel = np.ones(min(smooth, len(loss))) / min(smooth, len(loss))
+    axes[0].plot(np.convolve(loss, kernel, mode="valid"), label=label)
+    axes[0].set_xlabel("training step")
+    axes[0].set_ylabel("loss")
+    axes[1].plot(history.eval_steps, history.accuracy, marker="o", ms=3, label=label)
+    axes[1].set_xlabel("training step")
+    axes[1].set_ylabel("decision accuracy")
+    axes[1].set_ylim(0, 1.02)
+    return axes
+
+
+def plot_weight_matrix(weight: torch.Tensor, *, ax=None, title=None):
+    """A (post, pre) weight matrix, zero in white, excitation red, inhibition blue."""
+    ax = _axes(ax)
+    w = weight.detach().cpu().numpy()
+    limit = float(np.abs(w).max()) or 1.0
+    image = ax.imshow(w, cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest")
+    ax.set_xlabel("presynaptic unit (from)")
+    ax.set_ylabel("postsynaptic unit (to)")
+    if title:
+        ax.set_title(title)
+    plt.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    return ax
+
+
+def plot_eigenvalues(weight: torch.Tensor, *, ax=None, title=None, radius: float | None = None):
+    """Eigenvalues of a square weight matrix in the complex plane (unit circle dashed)."""
+    ax = _axes(ax)
+    eig = torch.linalg.eigvals(weight.detach().double()).numpy()
+    ax.scatter(eig.real, eig.imag, s=8)
+    theta = np.linspace(0, 2 * np.pi, 200)
+    ax.plot(np.cos(theta), np.sin(theta), "k--", lw=0.8)
+    if radius is not None:
+        ax.plot(radius * np.cos(theta), radius * np.sin(theta), "r:", lw=0.8)
+    ax.set_aspect("equal")
+    ax.set_xlabel("real part")
+    ax.set_ylabel("imaginary part")
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def draw_mask_and_spectrum(density: float, *, n: int = 100, gain: float = 0.9, seed: int = 0):
+    """A random sparse recurrent matrix at ``density``: its mask and its eigenvalues.
+
+    Weights are drawn with standard deviation ``gain / sqrt(n * density)`` so that, whatever
+    the density, the eigenvalues fill a disc of radius about ``gain`` (the circular law).
+    """
+    from course_lib.connectivity import random_sparse_mask  # local: plotting stays light
+
+    mask = random_sparse_mask(n, n, density, seed=seed, self_connections=False)
+    generator = torch.Generator().manual_seed(seed + 1)
+    weight = torch.randn(n, n, generator=generator) * gain / np.sqrt(n * density) * mask
+    fig, axes = plt.subplots(1, 2, figsize=(8.5, 3.8))
+    axes[0].imshow(mask.numpy(), cmap="Greys", interpolation="nearest")
+    axes[0].set_title(f"mask, density {density:.2f} ({int(mask.sum())} synapses)")
+    axes[0].set_xlabel("presynaptic unit")
+    axes[0].set_ylabel("postsynaptic unit")
+    plot_eigenvalues(weight, ax=axes[1], radius=gain, title="eigenvalues of W ⊙ M")
+    fig.tight_layout()
+    return fig

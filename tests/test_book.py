@@ -1,0 +1,70 @@
+"""The book builds from a clean copy with warnings as errors, every executed cell succeeds,
+and every chapter shows real figures."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+
+import pytest
+from conftest import ROOT, copy_course
+
+pytestmark = pytest.mark.slow
+
+
+def _toc_files() -> list[str]:
+    return re.findall(r"file:\s*(\S+)", (ROOT / "_toc.yml").read_text())
+
+
+@pytest.fixture(scope="module")
+def html(tmp_path_factory, tool_env):
+    course = copy_course(tmp_path_factory.mktemp("book") / "course")
+    start = time.perf_counter()
+    result = subprocess.run(
+        ["jupyter-book", "build", str(course), "--warningiserror", "--nitpick", "--keep-going"],
+        env=tool_env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    print(f"cold book build: {time.perf_counter() - start:.0f} s")
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
+    return course / "_build" / "html"
+
+
+def test_every_toc_page_is_built(html):
+    for page in _toc_files():
+        assert (html / f"{page}.html").is_file(), page
+
+
+@pytest.mark.parametrize("chapter", [f for f in _toc_files() if re.match(r"book/\d\d_", f)])
+def test_chapters_executed_without_errors_and_show_figures(html, chapter):
+    page = (html / f"{chapter}.html").read_text()
+    assert "Traceback" not in page and "output traceback" not in page
+    images = re.findall(r'<img[^>]+src="([^"]+\.png)"', page)
+    assert len(images) >= 2, f"{chapter} should show computed figures"
+    for src in images:
+        assert (html / chapter).parent.joinpath(src).resolve().is_file(), src
+
+
+def test_intro_states_a_baseline_accuracy_well_above_chance(html):
+    text = re.sub(r"<[^>]+>", "", (html / "book" / "00_introduction.html").read_text())
+    match = re.search(r"chooses correctly on\s+(\d+)%", text)
+    assert match, "the introduction must state the baseline accuracy"
+    assert int(match.group(1)) >= 70
+
+
+def test_sparse_chapter_reports_accuracy_for_four_densities(html):
+    text = (html / "book" / "01_sparse_connectivity.html").read_text()
+    assert len(re.findall(r"density\s+[\d.]+ \(\s*\d+ synapses\): decision accuracy", text)) >= 4
+    assert "leaked synapses when zeroed once" in text
+
+
+def test_exercise_pages_are_the_unexecuted_student_version(html):
+    for page in [f for f in _toc_files() if f.startswith("exercises/")]:
+        text = (html / f"{page}.html").read_text()
+        assert "raise NotImplementedError" in text
+        assert "BEGIN SOLUTION" not in text and "HIDDEN TESTS" not in text
+        assert "check_" in text  # the test cells that call the checkers are shown ...
+        assert 'class="cell_output' not in text  # ... but nothing was executed
