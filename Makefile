@@ -6,6 +6,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 # nbgrader and jupyter-book call other scripts of the environment (alembic, the kernel)
 export PATH := $(CURDIR)/$(BIN):$(PATH)
+# Training loops show progress bars in a reader's notebook, not in the built book or tests
+# (course_lib/progress.py).
+export COURSE_PROGRESS := 0
 STAMP := $(VENV)/.installed
 
 .PHONY: book test lint release clean

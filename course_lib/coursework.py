@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from course_lib import progress as progress_
 from course_lib._validate import check_non_negative, check_positive
 from course_lib.analysis import PCA, decision_accuracy, max_activation, selectivity_index
 from course_lib.gated_cells import EILightGRUCell, GatedRNN, make_gated_rnn
@@ -126,6 +127,7 @@ def train_study(
     beta_l2: float = 0.0,
     class_weight: torch.Tensor | None = None,
     eval_every: int = 25,
+    progress: bool | None = None,
 ) -> History:
     """Train with Adam as in the study: cross-entropy at every step (optionally weighted
     per class), plus ``l2_rates(hidden, beta_l2)``; the learning rate decays exponentially
@@ -134,7 +136,7 @@ def train_study(
     ``data`` is a `TaskDataset` or a sequence of batches (see `fixed_batches`), used in
     order and cycled if ``n_steps`` is longer. Returns a `History` like
     `course_lib.training.train` (loss includes the penalty; accuracy per trial on the
-    training batch, every ``eval_every`` steps).
+    training batch, every ``eval_every`` steps). ``progress``: see `course_lib.progress`.
     """
     check_positive("lr", lr)
     check_non_negative("beta_l2", beta_l2)
@@ -146,7 +148,9 @@ def train_study(
     loss_fn = nn.CrossEntropyLoss(weight=class_weight)
     history = History()
     model.train()
-    for step in range(1, n_steps + 1):
+    for step in progress_.steps(
+        range(1, n_steps + 1), total=n_steps, desc="training", progress=progress
+    ):
         if isinstance(data, TaskDataset):
             batch = data.next_batch()
         else:
@@ -163,6 +167,11 @@ def train_study(
         if step % eval_every == 0 or step == n_steps:
             history.accuracy.append(decision_accuracy(outputs.detach(), batch.targets))
             history.eval_steps.append(step)
+    progress_.report(
+        f"After {n_steps} training steps the network chooses correctly on "
+        f"{history.accuracy[-1]:.0%} of the trials of its last batch.",
+        progress=progress,
+    )
     return history
 
 

@@ -39,6 +39,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from course_lib import progress as progress_
 from course_lib._threads import one_thread
 from course_lib._validate import make_generator
 from course_lib.cell_types import CellTypeRNN
@@ -398,6 +399,7 @@ def train_rule_switching(
     eval_every: int = 100,
     seed: int = 0,
     model: nn.Module | None = None,
+    progress: bool | None = None,
 ) -> RuleSwitchingResult:
     """Train a small `CellTypeRNN` on `RuleSwitchingTask`; score it after rule switches.
 
@@ -405,6 +407,8 @@ def train_rule_switching(
     rule revealed by the feedback (`believed_rule`, as Liu & Wang's PFC module); a custom
     ``model`` needs the same outputs. Adam with gradient clipping; tested on 256 fresh
     sessions with the same switch rate. About 10-20 s on two CPU cores with the defaults.
+    ``progress``: a bar and a closing sentence, by default in a notebook only
+    (`course_lib.progress`).
     """
     if not isinstance(n_steps, int) or n_steps < 1:
         raise ValueError(f"n_steps must be a positive integer, got {n_steps!r}")
@@ -428,7 +432,8 @@ def train_rule_switching(
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     history = History()
     with one_thread():
-        for step in range(1, n_steps + 1):
+        for step in progress_.steps(range(1, n_steps + 1), total=n_steps,
+                                    desc="rule switching", progress=progress):
             batch = data.next_batch()
             outputs, _ = model(batch.inputs)
             loss = rule_switching_loss(
@@ -447,6 +452,13 @@ def train_rule_switching(
     accuracy, counts = accuracy_since_switch(test_outputs, test, max_lag)
     before_switch = test.trials_since_switch < 0
     correct = trial_correct(test_outputs, test)
+    progress_.report(
+        f"After {n_steps} training steps the network chooses correctly on "
+        f"{history.accuracy[-1]:.0%} of the test trials"
+        + (f", and on {accuracy[1]:.0%} of the trials right after the one where the rule "
+           "switched." if max_lag >= 1 else "."),
+        progress=progress,
+    )
     return RuleSwitchingResult(
         model=model,
         history=history,

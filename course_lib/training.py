@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from course_lib import progress as progress_
 from course_lib._threads import one_thread
 from course_lib.analysis import decision_accuracy
 from course_lib.tasks import TaskDataset
@@ -35,18 +36,23 @@ def train(
     penalty: Callable[[nn.Module, torch.Tensor], torch.Tensor] | None = None,
     eval_every: int = 25,
     clip_norm: float | None = 1.0,
+    progress: bool | None = None,
 ) -> History:
     """Train ``model`` with AdamW for ``n_steps`` batches of ``data``.
 
     ``penalty(model, rates)``, if given, is added to the loss (brain-like costs).
     Gradients are clipped to norm ``clip_norm``: recurrent networks occasionally take a
     huge step that silences every ReLU unit for good, and clipping prevents it.
+    ``progress`` shows a bar and a closing sentence; by default only in a notebook
+    (`course_lib.progress`).
     """
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     loss_fn = nn.CrossEntropyLoss()
     history = History()
     model.train()
-    for step in range(1, n_steps + 1):
+    for step in progress_.steps(
+        range(1, n_steps + 1), total=n_steps, desc="training", progress=progress
+    ):
         batch = data.next_batch()
         outputs, rates = model(batch.inputs)
         loss = loss_fn(outputs.flatten(0, 1), batch.targets.flatten())
@@ -62,6 +68,11 @@ def train(
             with torch.no_grad():
                 history.accuracy.append(decision_accuracy(outputs, batch.targets))
             history.eval_steps.append(step)
+    progress_.report(
+        f"After {n_steps} training steps the network chooses correctly on "
+        f"{history.accuracy[-1]:.0%} of the trials of its last batch.",
+        progress=progress,
+    )
     return history
 
 

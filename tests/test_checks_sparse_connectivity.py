@@ -9,14 +9,37 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from course_lib import connectivity
+from course_lib.checks import sparse_connectivity
 from course_lib.checks.sparse_connectivity import (
-    check_mask_module,
-    check_random_sparse_mask,
     check_rate_rnn_step,
     check_sparse_linear,
 )
 
 # ------------------------------------------------------------------ part 1: the mask
+
+
+def check_random_sparse_mask(fn, seed=0):
+    """The checker, allowed to see the reference: many cases here are built on it."""
+    sparse_connectivity.check_random_sparse_mask(fn, seed, allow_reference=True)
+
+
+def check_mask_module(cls, seed=0):
+    sparse_connectivity.check_mask_module(cls, seed, allow_reference=True)
+
+
+def test_a_submission_may_not_use_the_reference():
+    with pytest.raises(AssertionError, match="reference implementation"):
+        sparse_connectivity.check_random_sparse_mask(connectivity.random_sparse_mask)
+    with pytest.raises(AssertionError, match="reference implementation"):
+        sparse_connectivity.check_random_sparse_mask(reference_mask)  # a wrapper
+    with pytest.raises(AssertionError, match="reference implementation"):
+        sparse_connectivity.check_mask_module(connectivity.Mask)
+
+    class Subclassed(connectivity.Mask):
+        pass
+
+    with pytest.raises(AssertionError, match="reference implementation"):
+        sparse_connectivity.check_mask_module(Subclassed)
 
 
 def reference_mask(n_post, n_pre, density, seed=0, self_connections=True):

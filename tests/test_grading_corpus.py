@@ -175,10 +175,6 @@ def test_nothing_escaped_the_private_folders(graded):
     assert students <= set(p.name for p in (course / "submitted").iterdir())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs the lead's change in course_lib/checks (forbid_reference in the checker)",
-)
 def test_the_checker_rejects_the_reference(graded, corpus):
     case = corpus["calls_reference"]
     part = case.extra["checker_must_reject"]

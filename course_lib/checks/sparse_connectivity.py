@@ -13,6 +13,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from course_lib import connectivity
 from course_lib._validate import make_generator
 from course_lib.checks._common import (
     as_tensor,
@@ -22,6 +23,7 @@ from course_lib.checks._common import (
     single_threaded,
     worst_entry,
 )
+from course_lib.grading.reference_guard import forbid_reference
 
 # ---------------------------------------------------------------- part 1: the mask
 
@@ -77,8 +79,20 @@ def _check_one_mask(fn, n_post, n_pre, density, seed, self_connections) -> torch
 
 
 @single_threaded
-def check_random_sparse_mask(random_sparse_mask, seed: int = 0) -> None:
-    """Check shape, values, exact density, diagonal, seeding, randomness and ValueErrors."""
+def check_random_sparse_mask(
+    random_sparse_mask, seed: int = 0, *, allow_reference: bool = False
+) -> None:
+    """Check shape, values, exact density, diagonal, seeding, randomness and ValueErrors.
+
+    ``allow_reference=True`` lets the course's own tests check implementations built on
+    the reference; a student's submission may not call it.
+    """
+    random_sparse_mask = forbid_reference(
+        random_sparse_mask,
+        connectivity.random_sparse_mask,
+        what="random_sparse_mask",
+        allow=allow_reference,
+    )
     rng = make_generator(seed)
     cases = [(6, 5, 0.5, True), (10, 10, 0.3, False), (7, 7, 1.0, False)]
     for _ in range(3):
@@ -150,8 +164,12 @@ def _random_mask(shape, generator) -> torch.Tensor:
 
 
 @single_threaded
-def check_mask_module(Mask, seed: int = 0) -> None:  # noqa: N803 - the student's class name
+def check_mask_module(  # noqa: N803 - the student's class name
+    Mask, seed: int = 0, *, allow_reference: bool = False
+) -> None:
     """Check that Mask stores its mask as a buffer and returns weight ⊙ mask with its gradient."""
+    # Raises if Mask is (a subclass of) the reference, or builds one when constructed.
+    Mask = forbid_reference(Mask, connectivity.Mask, what="Mask", allow=allow_reference)  # noqa: N806
     rng = make_generator(seed)
     mask = _random_mask((4, 6), rng)
     module = call(Mask, mask, what="Mask(mask)")

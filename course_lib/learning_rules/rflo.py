@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from course_lib import progress as progress_
 from course_lib._threads import one_thread
 from course_lib._validate import check_positive, check_shape, make_generator
 
@@ -259,11 +260,13 @@ def train_rflo_vs_bptt(
     lr: float = 0.3,
     delay_steps: int = 20,
     seed: int = 0,
+    progress: bool | None = None,
 ) -> tuple[RecurrentHistory, LeakyRNN, LeakyRNN]:
     """Train two copies of one `LeakyRNN` on the delayed-response task, by RFLO and BPTT.
 
     Both use plain gradient steps ``W <- W + lr dW`` on the same batches. Returns the
-    history and the two trained networks ``(rflo_net, bptt_net)``.
+    history and the two trained networks ``(rflo_net, bptt_net)``. ``progress``: a bar
+    and a closing sentence, by default in a notebook only (`course_lib.progress`).
     """
     check_positive("lr", lr)
     with one_thread():
@@ -272,7 +275,9 @@ def train_rflo_vs_bptt(
         optimizer = torch.optim.SGD(bptt_net.parameters(), lr=lr)
         data = make_generator(seed + 1)
         history = RecurrentHistory()
-        for batch in range(1, n_batches + 1):
+        batches = range(1, n_batches + 1)
+        for batch in progress_.steps(batches, total=n_batches, desc="RFLO and BPTT",
+                                     progress=progress):
             inputs, targets = delayed_response_batch(batch_size, delay_steps=delay_steps, seed=data)
             trial = rflo_trial(rflo_net, inputs, targets)
             with torch.no_grad():
@@ -285,4 +290,9 @@ def train_rflo_vs_bptt(
             history.trials.append(batch * batch_size)
             history.rflo.append(trial.loss)
             history.bptt.append(loss.item())
+    progress_.report(
+        f"After {n_batches} batches the mean squared error on the last batch is "
+        f"{history.rflo[-1]:.3f} with RFLO and {history.bptt[-1]:.3f} with BPTT.",
+        progress=progress,
+    )
     return history, rflo_net, bptt_net

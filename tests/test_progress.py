@@ -1,0 +1,84 @@
+"""Training loops show a progress bar and a closing sentence in a notebook, never on
+stderr, and stay silent in scripts, tests, the book build and grading."""
+
+from __future__ import annotations
+
+import os
+import re
+
+import nbformat
+import pytest
+from conftest import ROOT
+from nbclient import NotebookClient
+
+from course_lib import progress
+from course_lib.models import RateRNN
+from course_lib.tasks import TaskDataset
+from course_lib.training import train
+
+
+def _tiny_training(**kwargs):
+    data = TaskDataset("PerceptualDecisionMaking-v0", batch_size=4, seq_len=100, seed=0)
+    model = RateRNN(data.n_input, 8, data.n_output, seed=0)
+    return train(model, data, n_steps=3, eval_every=1, **kwargs)
+
+
+def test_silent_outside_a_notebook(capfd, monkeypatch):
+    monkeypatch.delenv(progress.ENV_SWITCH, raising=False)
+    _tiny_training()
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""
+
+
+def test_the_switch_and_the_notebook_decide(monkeypatch):
+    monkeypatch.setattr(progress, "in_notebook", lambda: True)
+    monkeypatch.delenv(progress.ENV_SWITCH, raising=False)
+    assert progress.wanted(None)
+    monkeypatch.setenv(progress.ENV_SWITCH, "0")
+    assert not progress.wanted(None)
+    assert progress.wanted(True)  # an explicit request wins
+    monkeypatch.setattr(progress, "in_notebook", lambda: False)
+    monkeypatch.delenv(progress.ENV_SWITCH)
+    assert not progress.wanted(None)
+
+
+def test_the_closing_sentence_states_the_last_accuracy(capsys):
+    history = _tiny_training(progress=True)
+    sentence = capsys.readouterr().out.strip()
+    percent = int(re.search(r"correctly on (\d+)% of the trials", sentence).group(1))
+    assert percent == round(100 * history.accuracy[-1])
+
+
+@pytest.mark.slow
+def test_in_a_jupyter_kernel_the_bar_is_a_widget_not_stderr(tool_env):
+    """Run the loop in a real kernel, as a reader would: the bar is display output."""
+    env = {k: v for k, v in tool_env.items() if k != progress.ENV_SWITCH}
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell(
+            "import os; os.environ.pop('COURSE_PROGRESS', None)\n"
+            "from course_lib.models import RateRNN\n"
+            "from course_lib.tasks import TaskDataset\n"
+            "from course_lib.training import train\n"
+            "data = TaskDataset('PerceptualDecisionMaking-v0', batch_size=4, seq_len=100)\n"
+            "model = RateRNN(data.n_input, 8, data.n_output)\n"
+            "history = train(model, data, n_steps=3, eval_every=1)"
+        )
+    ]
+    client = NotebookClient(nb, timeout=120, kernel_name="python3", resources={
+        "metadata": {"path": str(ROOT)}})
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)
+    try:
+        client.execute()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    outputs = nb.cells[0].outputs
+    assert not [o for o in outputs if o.get("name") == "stderr"], outputs
+    widget = "application/vnd.jupyter.widget-view+json"
+    widgets = [o for o in outputs if widget in o.get("data", {})]
+    assert widgets, f"no progress bar widget in {outputs}"
+    text = "".join(o.get("text", "") for o in outputs if o.get("name") == "stdout")
+    assert "chooses correctly on" in text
