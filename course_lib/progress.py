@@ -2,9 +2,10 @@
 
 In a Jupyter notebook a training loop shows a progress bar (an ipywidgets bar, which is
 display output, never stderr) and ends with one sentence saying how well the network does.
-Everywhere else it stays silent: in tests and scripts (a text bar would go to stderr), in
-the book build and while grading, which set ``COURSE_PROGRESS=0`` (the Makefile and the
-grader do), so the rendered book shows no stale bars and nbgrader never sees stderr.
+Everywhere else it stays silent: in tests and scripts (a text bar would go to stderr),
+under nbgrader (which sets ``NBGRADER_EXECUTION`` in the kernel it grades or validates
+in), and wherever ``COURSE_PROGRESS=0`` (the Makefile sets it for the book build, so the
+rendered book shows no stale bars; the course's grader sets it too).
 """
 
 from __future__ import annotations
@@ -26,11 +27,13 @@ def in_notebook() -> bool:
 
 
 def wanted(progress: bool | None) -> bool:
-    """Resolve a loop's ``progress`` argument: None means "in a notebook, unless switched
-    off with COURSE_PROGRESS=0"."""
+    """Resolve a loop's ``progress`` argument: None means "in a notebook, unless nbgrader
+    runs it or COURSE_PROGRESS=0"."""
     if progress is not None:
         return progress
-    return os.environ.get(ENV_SWITCH, "1") != "0" and in_notebook()
+    if os.environ.get("NBGRADER_EXECUTION") or os.environ.get(ENV_SWITCH, "1") == "0":
+        return False
+    return in_notebook()
 
 
 def steps(iterable: Iterable, *, total: int, desc: str, progress: bool | None) -> Iterator:

@@ -33,12 +33,16 @@ def test_silent_outside_a_notebook(capfd, monkeypatch):
 def test_the_switch_and_the_notebook_decide(monkeypatch):
     monkeypatch.setattr(progress, "in_notebook", lambda: True)
     monkeypatch.delenv(progress.ENV_SWITCH, raising=False)
+    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
     assert progress.wanted(None)
     monkeypatch.setenv(progress.ENV_SWITCH, "0")
     assert not progress.wanted(None)
     assert progress.wanted(True)  # an explicit request wins
-    monkeypatch.setattr(progress, "in_notebook", lambda: False)
     monkeypatch.delenv(progress.ENV_SWITCH)
+    monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")  # nbgrader grading this kernel
+    assert not progress.wanted(None)
+    monkeypatch.delenv("NBGRADER_EXECUTION")
+    monkeypatch.setattr(progress, "in_notebook", lambda: False)
     assert not progress.wanted(None)
 
 
