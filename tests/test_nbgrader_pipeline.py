@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, copy_course
+from conftest import REPORT, ROOT, copy_course
 
 pytestmark = pytest.mark.slow
 
@@ -45,6 +45,12 @@ def course(tmp_path_factory, tool_env):
             _nbgrader(course, tool_env, "autograde", assignment, "--student", student, "--force")
             timings[(assignment, student)] = time.perf_counter() - start
     print("autograde wall time per submission:", {k: round(v, 1) for k, v in timings.items()})
+    REPORT.append(
+        "nbgrader autograde, seconds per submission (solution / untouched): "
+        + ", ".join(
+            f"{a} {timings[(a, 'solution')]:.1f}/{timings[(a, 'blank')]:.1f}" for a in ASSIGNMENTS
+        )
+    )
     return course
 
 
