@@ -148,9 +148,7 @@ def train_study(
     loss_fn = nn.CrossEntropyLoss(weight=class_weight)
     history = History()
     model.train()
-    for step in progress_.steps(
-        range(1, n_steps + 1), total=n_steps, desc="training", progress=progress
-    ):
+    for step in progress_.steps(range(1, n_steps + 1), desc="training", progress=progress):
         if isinstance(data, TaskDataset):
             batch = data.next_batch()
         else:

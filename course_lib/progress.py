@@ -4,14 +4,14 @@ In a Jupyter notebook a training loop shows a progress bar (an ipywidgets bar, w
 display output, never stderr) and ends with one sentence saying how well the network does.
 Everywhere else it stays silent: in tests and scripts (a text bar would go to stderr),
 under nbgrader (which sets ``NBGRADER_EXECUTION`` in the kernel it grades or validates
-in), and wherever ``COURSE_PROGRESS=0`` (the Makefile sets it for the book build, so the
-rendered book shows no stale bars; the course's grader sets it too).
+in, `course autograde` included), and wherever ``COURSE_PROGRESS=0`` (the Makefile sets
+it for the book build, so the rendered book shows no stale bars).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterator
 
 ENV_SWITCH = "COURSE_PROGRESS"
 
@@ -36,13 +36,13 @@ def wanted(progress: bool | None) -> bool:
     return in_notebook()
 
 
-def steps(iterable: Iterable, *, total: int, desc: str, progress: bool | None) -> Iterator:
-    """``iterable``, wrapped in a notebook progress bar when `wanted`."""
+def steps(iterable: Collection, *, desc: str, progress: bool | None) -> Iterator:
+    """``iterable`` (a range, say), wrapped in a notebook progress bar when `wanted`."""
     if not wanted(progress):
         return iter(iterable)
     from tqdm.auto import tqdm
 
-    return iter(tqdm(iterable, total=total, desc=desc, leave=False))
+    return iter(tqdm(iterable, desc=desc, leave=False))  # tqdm reads the total from len()
 
 
 def report(sentence: str, *, progress: bool | None) -> None:

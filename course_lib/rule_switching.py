@@ -432,8 +432,8 @@ def train_rule_switching(
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     history = History()
     with one_thread():
-        for step in progress_.steps(range(1, n_steps + 1), total=n_steps,
-                                    desc="rule switching", progress=progress):
+        for step in progress_.steps(range(1, n_steps + 1), desc="rule switching",
+                                    progress=progress):
             batch = data.next_batch()
             outputs, _ = model(batch.inputs)
             loss = rule_switching_loss(

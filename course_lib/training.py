@@ -50,9 +50,7 @@ def train(
     loss_fn = nn.CrossEntropyLoss()
     history = History()
     model.train()
-    for step in progress_.steps(
-        range(1, n_steps + 1), total=n_steps, desc="training", progress=progress
-    ):
+    for step in progress_.steps(range(1, n_steps + 1), desc="training", progress=progress):
         batch = data.next_batch()
         outputs, rates = model(batch.inputs)
         loss = loss_fn(outputs.flatten(0, 1), batch.targets.flatten())

@@ -3,7 +3,6 @@ stderr, and stay silent in scripts, tests, the book build and grading."""
 
 from __future__ import annotations
 
-import os
 import re
 
 import nbformat
@@ -54,13 +53,15 @@ def test_the_closing_sentence_states_the_last_accuracy(capsys):
 
 
 @pytest.mark.slow
-def test_in_a_jupyter_kernel_the_bar_is_a_widget_not_stderr(tool_env):
+def test_in_a_jupyter_kernel_the_bar_is_a_widget_not_stderr(tool_env, monkeypatch):
     """Run the loop in a real kernel, as a reader would: the bar is display output."""
-    env = {k: v for k, v in tool_env.items() if k != progress.ENV_SWITCH}
+    # The kernel inherits this environment: the venv first, no switch, not under nbgrader.
+    monkeypatch.setenv("PATH", tool_env["PATH"])
+    monkeypatch.delenv(progress.ENV_SWITCH, raising=False)
+    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
     nb = nbformat.v4.new_notebook()
     nb.cells = [
         nbformat.v4.new_code_cell(
-            "import os; os.environ.pop('COURSE_PROGRESS', None)\n"
             "from course_lib.models import RateRNN\n"
             "from course_lib.tasks import TaskDataset\n"
             "from course_lib.training import train\n"
@@ -71,14 +72,7 @@ def test_in_a_jupyter_kernel_the_bar_is_a_widget_not_stderr(tool_env):
     ]
     client = NotebookClient(nb, timeout=120, kernel_name="python3", resources={
         "metadata": {"path": str(ROOT)}})
-    saved = dict(os.environ)
-    os.environ.clear()
-    os.environ.update(env)
-    try:
-        client.execute()
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
+    client.execute()
     outputs = nb.cells[0].outputs
     assert not [o for o in outputs if o.get("name") == "stderr"], outputs
     widget = "application/vnd.jupyter.widget-view+json"

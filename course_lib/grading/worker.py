@@ -50,7 +50,6 @@ def kernel_environment(job: dict) -> dict[str, str]:
         "MKL_NUM_THREADS": "1",
         "OPENBLAS_NUM_THREADS": "1",
         "MPLBACKEND": "Agg",
-        "COURSE_PROGRESS": "0",  # no progress bars or training summaries in graded output
         "MPLCONFIGDIR": str(work / "home" / ".matplotlib"),  # seeded with the font cache
     }
     if extra_paths:

@@ -533,8 +533,8 @@ def train_microcircuit_regression(
 
     with one_thread():
         record(0)
-        for step in progress_.steps(range(1, n_steps + 1), total=n_steps,
-                                    desc="microcircuit", progress=progress):
+        for step in progress_.steps(range(1, n_steps + 1), desc="microcircuit",
+                                    progress=progress):
             x, y = teacher_regression_data(sizes, batch_size, seed=generator)
             state = circuit.steady_state(x, y)
             circuit.apply_updates(

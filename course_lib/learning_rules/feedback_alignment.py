@@ -108,10 +108,8 @@ class FALinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n_out, n_in = self.weight.shape
-        if x.dim() != 2 or x.shape[1] != n_in or self.feedback.shape != (n_in, n_out):
-            # the full checks only on failure: they would cost more than a small layer
-            check_shape("x", x, (-1, n_in))
-            check_shape("feedback", self.feedback, (n_in, n_out))  # the shape of W^T
+        check_shape("x", x, (-1, n_in))
+        check_shape("feedback", self.feedback, (n_in, n_out))  # the shape of W^T
         return FeedbackAlignmentFunction.apply(x, self.weight, self.bias, self.feedback)
 
 
@@ -263,8 +261,7 @@ def train_digits_mlp(
 
     with one_thread():
         record(0, float("nan"))
-        epochs_ = range(1, epochs + 1)
-        for epoch in progress_.steps(epochs_, total=epochs, desc=rule, progress=progress):
+        for epoch in progress_.steps(range(1, epochs + 1), desc=rule, progress=progress):
             losses = []
             for batch in torch.randperm(len(x_train), generator=order).split(batch_size):
                 loss = F.cross_entropy(model(x_train[batch]), y_train[batch])

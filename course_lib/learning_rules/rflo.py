@@ -276,8 +276,7 @@ def train_rflo_vs_bptt(
         data = make_generator(seed + 1)
         history = RecurrentHistory()
         batches = range(1, n_batches + 1)
-        for batch in progress_.steps(batches, total=n_batches, desc="RFLO and BPTT",
-                                     progress=progress):
+        for batch in progress_.steps(batches, desc="RFLO and BPTT", progress=progress):
             inputs, targets = delayed_response_batch(batch_size, delay_steps=delay_steps, seed=data)
             trial = rflo_trial(rflo_net, inputs, targets)
             with torch.no_grad():
