@@ -7,7 +7,8 @@ Everything goes through the browser: headless Chromium opens the notebooks in a 
 of the course), and the Validate button in the notebook toolbar runs nbgrader's
 validate_assignment server extension; the test reads the dialog it shows. The completed
 notebook is the released exercise with its answer cells filled from the solution (the
-`### BEGIN/END SOLUTION` lines removed), which is what a student hands in.
+`### BEGIN/END SOLUTION` lines removed; `grading_corpus.filled`), which is what a student
+hands in.
 """
 
 from __future__ import annotations
@@ -19,10 +20,13 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from functools import partial
 from pathlib import Path
 
+import nbformat
 import pytest
 from conftest import ARTIFACTS, BIN, REPORT, ROOT, copy_course
+from grading_corpus import filled
 from headless_chromium import chromium, free_port, severe_console_entries
 
 pytestmark = pytest.mark.slow
@@ -33,21 +37,13 @@ COMPLETED = f"completed/{ASSIGNMENT}/{ASSIGNMENT}.ipynb"
 VALIDATE_TIMEOUT = 300  # seconds: nbgrader runs the whole notebook
 
 
-def completed_exercise(exercise: dict, solution: dict) -> dict:
-    """The exercise with every answer cell replaced by the solution's cell of that grade_id."""
-    answers = {}
-    for cell in solution["cells"]:
-        meta = cell["metadata"].get("nbgrader", {})
-        if meta.get("solution"):
-            lines = "".join(cell["source"]).splitlines(keepends=True)
-            marker = ("### BEGIN SOLUTION", "### END SOLUTION")
-            answers[meta["grade_id"]] = "".join(ln for ln in lines if ln.strip() not in marker)
-    notebook = json.loads(json.dumps(exercise))
-    for cell in notebook["cells"]:
-        meta = cell["metadata"].get("nbgrader", {})
-        if meta.get("solution"):
-            cell["source"] = answers[meta["grade_id"]]
-    return notebook
+read_notebook = partial(nbformat.read, as_version=4)
+
+
+def completed_exercise() -> nbformat.NotebookNode:
+    """The released exercise with its answer cells filled from the solution."""
+    solution = ROOT / "solutions" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    return filled(read_notebook(ROOT / EXERCISE), read_notebook(solution))
 
 
 def _get(url: str, timeout: float = 5) -> int:
@@ -60,11 +56,9 @@ def lab(tmp_path_factory, tool_env):
     """A JupyterLab server on the temporary course; shut down through its REST API."""
     tmp = tmp_path_factory.mktemp("jupyterlab")
     course = copy_course(tmp / "course")
-    exercise = json.loads((course / EXERCISE).read_text())
-    solution = json.loads((ROOT / "solutions" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").read_text())
     completed = course / COMPLETED
     completed.parent.mkdir(parents=True)
-    completed.write_text(json.dumps(completed_exercise(exercise, solution), indent=1))
+    nbformat.write(completed_exercise(), completed)
 
     port, token = free_port(), secrets.token_hex(16)
     home = tmp / "home"
@@ -250,9 +244,8 @@ def test_student_opens_validates_and_passes_in_jupyterlab(lab, browser):
 
 def test_completed_exercise_keeps_every_locked_cell():
     """The completed notebook differs from the release only in its answer cells."""
-    exercise = json.loads((ROOT / EXERCISE).read_text())
-    solution = json.loads((ROOT / "solutions" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").read_text())
-    completed = completed_exercise(exercise, solution)
+    exercise = read_notebook(ROOT / EXERCISE)
+    completed = completed_exercise()
     changed = [
         cell["metadata"]["nbgrader"]["grade_id"]
         for before, cell in zip(exercise["cells"], completed["cells"], strict=True)
