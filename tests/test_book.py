@@ -7,13 +7,9 @@ import re
 from html import unescape
 
 import pytest
-from conftest import ROOT
+from conftest import toc_pages
 
 pytestmark = pytest.mark.slow
-
-
-def _toc_files() -> list[str]:
-    return re.findall(r"file:\s*(\S+)", (ROOT / "_toc.yml").read_text())
 
 
 def test_cached_rebuild_takes_a_small_fraction_of_the_cold_build(book_build):
@@ -25,11 +21,11 @@ def test_cached_rebuild_takes_a_small_fraction_of_the_cold_build(book_build):
 
 
 def test_every_toc_page_is_built(html):
-    for page in _toc_files():
+    for page in toc_pages():
         assert (html / f"{page}.html").is_file(), page
 
 
-@pytest.mark.parametrize("chapter", [f for f in _toc_files() if re.match(r"book/\d\d_", f)])
+@pytest.mark.parametrize("chapter", [f for f in toc_pages() if re.match(r"book/\d\d_", f)])
 def test_chapters_executed_without_errors_and_show_figures(html, chapter):
     page = (html / f"{chapter}.html").read_text()
     assert "Traceback" not in page and "output traceback" not in page
@@ -53,7 +49,7 @@ def test_sparse_chapter_reports_accuracy_for_four_densities(html):
 
 
 def test_exercise_pages_are_the_unexecuted_student_version(html):
-    for page in [f for f in _toc_files() if f.startswith("exercises/")]:
+    for page in [f for f in toc_pages() if f.startswith("exercises/")]:
         page_html = (html / f"{page}.html").read_text()
         # Code is syntax-highlighted token by token: compare the text a reader sees.
         text = unescape(re.sub(r"<[^>]+>", "", page_html))

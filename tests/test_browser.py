@@ -26,7 +26,7 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 import yaml
-from conftest import ARTIFACTS, REPORT, ROOT
+from conftest import ARTIFACTS, REPORT, ROOT, toc_pages
 from headless_chromium import chromium, severe_console_entries
 
 pytestmark = pytest.mark.slow
@@ -98,21 +98,6 @@ def book_url(html):
 def browser(tmp_path_factory):
     with chromium(tmp_path_factory.mktemp("chromium") / "profile") as driver:
         yield driver
-
-
-def toc_pages() -> list[str]:
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    pages = [toc["root"]]
-
-    def walk(entries):
-        for entry in entries:
-            if "file" in entry:
-                pages.append(entry["file"])
-            walk(entry.get("sections", []))
-            walk(entry.get("chapters", []))
-
-    walk(toc.get("parts", []))
-    return pages
 
 
 def source_file(page: str) -> str:
