@@ -1,12 +1,44 @@
-"""Small helpers shared by the checkers."""
+"""Small helpers shared by the checkers.
+
+A checker runs in the student's kernel, after the student's answer cells. It therefore
+trusts nothing an answer cell could have rebound or patched:
+
+- the torch functions it compares with are **private references taken when this module
+  is imported** (the imports cell runs before any answer cell), so patching
+  ``torch.allclose`` or ``torch.equal`` in an answer cell changes nothing here;
+- it accepts **exact types only** (`tensor`): a tensor subclass that answers ``True`` to
+  every comparison is rejected, and what it compares is a private copy;
+- it calls the student's code through `call`, which hands over copies of the arguments,
+  checks the caller's tensors were not changed in place and the global random state was
+  not touched, and turns every exception into a message in the student's terms.
+
+Every failure carries a **stable mistake id** (``"dales_law.rows_not_columns"``) next to
+its message: `fail` raises `CheckFailure`, whose text ends with ``[mistake: <id>]``. The
+ids are what the class report counts, so an id never changes meaning once released.
+"""
 
 from __future__ import annotations
 
 import functools
+from typing import NoReturn
 
 import torch
 
 from course_lib._threads import one_thread
+
+# Private references (see the module docstring).
+_Tensor = torch.Tensor
+_Parameter = torch.nn.Parameter
+_allclose = torch.allclose
+_equal = torch.equal
+_isfinite = torch.isfinite
+_get_rng_state = torch.get_rng_state
+_set_rng_state = torch.set_rng_state
+_strided = torch.strided
+_cpu = torch.device("cpu")
+_float64 = torch.float64
+_isinstance = isinstance
+_type = type
 
 
 def single_threaded(check):
@@ -15,35 +47,171 @@ def single_threaded(check):
     return functools.wraps(check)(one_thread()(check))
 
 
-def fail(message: str) -> None:
-    raise AssertionError(message)
+class CheckFailure(AssertionError):
+    """A checker's verdict: what is wrong (``message``) and which mistake it is (``mistake``)."""
+
+    def __init__(self, mistake: str, message: str):
+        super().__init__(f"{message} [mistake: {mistake}]")
+        self.mistake = mistake
+        self.message = message
 
 
-def call(fn, *args, what: str, **kwargs):
-    """Call the student's code; turn an exception into a message that names the call."""
+def fail(mistake: str, message: str | None = None) -> NoReturn:
+    """Raise the failure ``mistake`` (a stable id such as ``"rflo.trace_not_decayed"``)
+    with ``message`` for the student. ``fail(message)`` alone is the old form, kept only
+    until every checker names its mistakes (tests/test_checks_common.py counts them)."""
+    if message is None:
+        mistake, message = "unclassified", mistake
+    raise CheckFailure(mistake, message)
+
+
+# ------------------------------------------------------------------ calling student code
+
+
+def _snapshot(value):
+    """A private copy of every tensor inside ``value`` (tuples, lists and dicts walked)."""
+    if _type(value) in (_Tensor, _Parameter):
+        return value.detach().clone()
+    if _isinstance(value, (list, tuple)):
+        return [_snapshot(v) for v in value]
+    if _isinstance(value, dict):
+        return {k: _snapshot(v) for k, v in value.items()}
+    return None
+
+
+def _changed(before, after) -> bool:
+    if before is None:
+        return False
+    if _type(before) is _Tensor:
+        now = after.detach()
+        if now.shape != before.shape or now.dtype != before.dtype:
+            return True
+        return not _equal(now.nan_to_num(0.123), before.nan_to_num(0.123))
+    if _isinstance(before, list):
+        return any(_changed(b, a) for b, a in zip(before, after))
+    if _isinstance(before, dict):
+        return any(_changed(b, after[k]) for k, b in before.items())
+    return False
+
+
+def _argument_names(fn, args, kwargs) -> list[tuple[str, object]]:
+    names = getattr(getattr(fn, "__code__", None), "co_varnames", ())
+    positional = [(names[i] if i < len(names) else f"argument {i + 1}", a)
+                  for i, a in enumerate(args)]
+    return positional + list(kwargs.items())
+
+
+def call(fn, *args, what: str, allow_in_place: bool = False, uses_global_rng: bool = False,
+         **kwargs):
+    """Call the student's ``fn(*args, **kwargs)``; ``what`` names the call in messages.
+
+    - an exception becomes a failure that names the call (``NotImplementedError``: not
+      done yet);
+    - unless ``allow_in_place``, a tensor argument changed by the call fails with
+      ``common.in_place`` (the instructions never ask for in-place changes of inputs);
+    - unless ``uses_global_rng``, a call that draws from or reseeds torch's global random
+      generator fails with ``common.global_rng`` (everything random takes a seed or a
+      generator); the global state is restored either way.
+    """
+    before = [(name, _snapshot(value)) for name, value in _argument_names(fn, args, kwargs)]
+    rng = _get_rng_state()
     try:
-        return fn(*args, **kwargs)
+        result = fn(*args, **kwargs)
+    except CheckFailure:
+        raise
     except NotImplementedError:
-        fail(f"{what} is not implemented yet (it raised NotImplementedError).")
+        fail("common.not_implemented", f"{what} is not implemented yet (it raised "
+             "NotImplementedError): replace the `raise NotImplementedError()` with your code.")
     except Exception as error:  # noqa: BLE001 - any error becomes feedback
-        fail(f"{what} raised {type(error).__name__}: {error}")
+        fail("common.raised", f"{what} raised {_type(error).__name__}: {error}")
+    finally:
+        rng_changed = not _equal(_get_rng_state(), rng)
+        _set_rng_state(rng)
+    if rng_changed and not uses_global_rng:
+        fail("common.global_rng", f"{what} used or reseeded torch's global random generator "
+             "(torch.manual_seed, or torch.rand/randn/randperm without generator=): use the "
+             "seed or the torch.Generator it is given, so that results are reproducible and "
+             "nothing else in the notebook is affected.")
+    if not allow_in_place:
+        for (name, snapshot), (_, value) in zip(before, _argument_names(fn, args, kwargs)):
+            if _changed(snapshot, value):
+                fail("common.in_place", f"{what} changed its argument {name} in place: compute "
+                     "a new tensor instead (e.g. `x = x * m`, not `x *= m` or `x[...] = ...` "
+                     "on the input), because the caller still needs the original.")
+    return result
+
+
+# ------------------------------------------------------------------ what the student returned
+
+
+def tensor(value, what: str, *, shape: tuple[int, ...] | None = None,
+           dtype: torch.dtype | None = None, finite: bool = True,
+           keep_graph: bool = False) -> torch.Tensor:
+    """Check that ``value`` is a plain dense CPU ``torch.Tensor`` (an ``nn.Parameter`` is
+    accepted too), optionally of a given ``shape`` and ``dtype`` and finite; return a
+    private copy (detached unless ``keep_graph``: then the value itself, for a backward
+    pass, after the type checks)."""
+    kind = _type(value)
+    if kind is not _Tensor and kind is not _Parameter:
+        if _isinstance(value, _Tensor):
+            fail("common.tensor_subclass", f"{what} must return a plain torch.Tensor, got a "
+                 f"subclass ({kind.__module__}.{kind.__name__}).")
+        name = "None (did you forget `return`?)" if value is None else \
+            f"{kind.__module__}.{kind.__name__}"
+        fail("common.wrong_type", f"{what} must return a torch.Tensor, got {name}.")
+    if value.layout != _strided:
+        fail("common.sparse", f"{what} returned a sparse tensor ({value.layout}): return a "
+             "dense tensor (call .to_dense() on it).")
+    if value.device != _cpu:
+        fail("common.device", f"{what} returned a tensor on {value.device}: keep it on the CPU "
+             "like its inputs.")
+    if shape is not None and tuple(value.shape) != tuple(shape):
+        fail("common.wrong_shape", f"{what} has shape {tuple(value.shape)} but should have "
+             f"shape {tuple(shape)}.")
+    if dtype is not None and value.dtype != dtype:
+        hint = ""
+        if not value.dtype.is_floating_point and dtype.is_floating_point:
+            hint = " (an integer or boolean tensor: later arithmetic needs floats)"
+        fail("common.wrong_dtype", f"{what} has dtype {value.dtype} but should have dtype "
+             f"{dtype}{hint}.")
+    if finite and value.numel() and not bool(_isfinite(value.detach()).all()):
+        fail("common.not_finite", f"{what} contains NaN or inf: look for a division by zero, "
+             "a log or square root of zero, or a norm of a zero vector.")
+    if keep_graph:
+        return value
+    return value.detach().clone()
 
 
 def as_tensor(value, what: str) -> torch.Tensor:
-    if not isinstance(value, torch.Tensor):
-        fail(
-            f"{what} must return a torch.Tensor, "
-            f"got {type(value).__module__}.{type(value).__name__}"
-        )
-    return value
+    """The older form of `tensor`: the type checks only, and the value itself (graph kept)."""
+    return tensor(value, what, finite=False, keep_graph=True)
+
+
+def finite_gradient(gradient, what: str) -> torch.Tensor:
+    """A gradient that exists and is finite (a function meant to be trained through)."""
+    if gradient is None:
+        fail("common.no_gradient", f"{what}: no gradient flows back to the input; do not "
+             "detach it or convert it to numpy inside the function.")
+    if not bool(_isfinite(gradient).all()):
+        fail("common.gradient_not_finite", f"{what}: the gradient contains NaN or inf, "
+             "although the value is finite; typical causes are sqrt or rsqrt of zero, or a "
+             "norm or distance of identical points (clamp before the square root).")
+    return gradient.detach().clone()
+
+
+# ------------------------------------------------------------------ comparing
 
 
 def worst_entry(actual: torch.Tensor, expected: torch.Tensor) -> str:
     """'entry (i, j) is a but should be b' for the largest difference."""
-    diff = (actual.double() - expected.double()).abs()
+    diff = (actual.detach().to(_float64) - expected.detach().to(_float64)).abs()
     index = tuple(int(i) for i in torch.unravel_index(diff.argmax(), diff.shape))
     return f"entry {index} is {actual[index].item():.4g} but should be {expected[index].item():.4g}"
 
 
 def close(a: torch.Tensor, b: torch.Tensor, tol: float = 1e-6) -> bool:
-    return a.shape == b.shape and torch.allclose(a.double(), b.double(), atol=tol, rtol=tol)
+    """Same shape and equal within ``tol`` (absolute and relative), compared in float64.
+    Tolerances must fit float32 work: 1e-6 relative is about 8 float32 ulps."""
+    return a.shape == b.shape and _allclose(
+        a.detach().to(_float64), b.detach().to(_float64), atol=tol, rtol=tol
+    )
