@@ -83,12 +83,14 @@ def _changed(before, after) -> bool:
     if before is None:
         return False
     if _type(before) is _Tensor:
+        if not _isinstance(after, _Tensor):
+            return True
         now = after.detach()
         if now.shape != before.shape or now.dtype != before.dtype:
             return True
         return not _equal(now.nan_to_num(0.123), before.nan_to_num(0.123))
     if _isinstance(before, list):
-        return any(_changed(b, a) for b, a in zip(before, after))
+        return any(_changed(b, a) for b, a in zip(before, after, strict=False))
     if _isinstance(before, dict):
         return any(_changed(b, after[k]) for k, b in before.items())
     return False
@@ -133,7 +135,8 @@ def call(fn, *args, what: str, allow_in_place: bool = False, uses_global_rng: bo
              "seed or the torch.Generator it is given, so that results are reproducible and "
              "nothing else in the notebook is affected.")
     if not allow_in_place:
-        for (name, snapshot), (_, value) in zip(before, _argument_names(fn, args, kwargs)):
+        for (name, snapshot), (_, value) in zip(before, _argument_names(fn, args, kwargs),
+                                                    strict=True):
             if _changed(snapshot, value):
                 fail("common.in_place", f"{what} changed its argument {name} in place: compute "
                      "a new tensor instead (e.g. `x = x * m`, not `x *= m` or `x[...] = ...` "
