@@ -90,9 +90,11 @@ def _changed(before, after) -> bool:
             return True
         return not _equal(now.nan_to_num(0.123), before.nan_to_num(0.123))
     if _isinstance(before, list):
-        return any(_changed(b, a) for b, a in zip(before, after, strict=False))
+        return not _isinstance(after, (list, tuple)) or any(
+            _changed(b, a) for b, a in zip(before, after, strict=False))
     if _isinstance(before, dict):
-        return any(_changed(b, after[k]) for k, b in before.items())
+        return not _isinstance(after, dict) or any(
+            _changed(b, after.get(k)) for k, b in before.items())
     return False
 
 
