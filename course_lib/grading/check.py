@@ -7,7 +7,7 @@ For every assignment:
 - **no leaks**: no solution line, hidden-test line, model answer or nbgrader marker in
   the release (`leaks`);
 - **solution full marks**: the source notebook, submitted as a student would, gets every
-  autograded point;
+  autograded point, and nothing in it is flagged (by the scan of `scan`, for instance);
 - **untouched zero**: the release, submitted unchanged, gets zero everywhere, and its
   grading neither fails nor times out.
 
@@ -83,6 +83,8 @@ def _grading_problems(copy: Course, assignment: str, outcomes) -> dict[str, list
     for outcome in outcomes:
         if outcome.status != "graded":
             problems[outcome.student].append(f"grading failed: {outcome.reason}")
+        elif outcome.notes:  # e.g. the scan flags what the solution itself does
+            problems[outcome.student] += [f"flagged: {note}" for note in outcome.notes]
     with gradebook(copy) as gb:
         for student in (SOLUTION, UNTOUCHED):
             if problems[student]:

@@ -6,6 +6,10 @@
   (each autograded test and each manually graded answer), with the autograder's score,
   the grader's score and extra credit, the resulting score, the maximum, and whether it
   still needs a manual grade. nbgrader's exporter has no per-question view.
+
+One student's broken record (a submission without its notebook, a score that is not a
+number) never stops the export: that student's rows are written with what is known, and
+one warning line names the student.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ def export(
     course: Course, destination: Path, assignments: list[str] | None, log: logging.Logger
 ) -> tuple[Path, Path]:
     """Write both CSV files into ``destination`` (a folder); return their paths."""
-    from nbgrader.api import Gradebook, MissingEntry
+    from nbgrader.api import Gradebook
     from nbgrader.plugins.export import CsvExportPlugin
 
     if course.db_path is not None and not course.db_path.exists():
@@ -53,36 +57,61 @@ def export(
                 if assignments and assignment.name not in assignments:
                     continue
                 for student in gb.students:
-                    try:
-                        submission = gb.find_submission(assignment.name, student.id)
-                    except MissingEntry:
-                        submission = None
-                    for notebook in assignment.notebooks:
-                        grades = {}
-                        if submission is not None:
-                            submitted = gb.find_submission_notebook(
-                                notebook.name, assignment.name, student.id
-                            )
-                            grades = {g.name: g for g in submitted.grades}
-                        for cell in [*notebook.grade_cells, *notebook.task_cells]:
-                            grade = grades.get(cell.name)
-                            kind = "autograded" if cell.cell_type == "code" else "manual"
-                            if cell in notebook.task_cells:
-                                kind = "task"
-                            writer.writerow({
-                                "assignment": assignment.name,
-                                "student_id": student.id,
-                                "last_name": _blank(student.last_name),
-                                "first_name": _blank(student.first_name),
-                                "notebook": notebook.name,
-                                "question": cell.name,
-                                "kind": kind,
-                                "auto_score": _blank(grade.auto_score if grade else None),
-                                "manual_score": _blank(grade.manual_score if grade else None),
-                                "extra_credit": _blank(grade.extra_credit if grade else None),
-                                "score": grade.score if grade else 0.0,
-                                "max_score": cell.max_score,
-                                "needs_manual_grade": grade.needs_manual_grade if grade else False,
-                                "submitted": submission is not None,
-                            })
+                    for row in _question_rows(gb, assignment, student, log):
+                        writer.writerow(row)
     return per_assignment, per_question
+
+
+def _question_rows(gb, assignment, student, log: logging.Logger) -> list[dict]:
+    """The rows of one student for one assignment (see the module docstring)."""
+    from nbgrader.api import MissingEntry
+
+    try:
+        submission = gb.find_submission(assignment.name, student.id)
+    except MissingEntry:
+        submission = None
+    rows = []
+    for notebook in assignment.notebooks:
+        grades = {}
+        if submission is not None:
+            try:
+                submitted = gb.find_submission_notebook(
+                    notebook.name, assignment.name, student.id
+                )
+                grades = {g.name: g for g in submitted.grades}
+            except Exception as error:  # noqa: BLE001 - one student never stops the export
+                log.warning(f"export: {student.id}/{assignment.name}/{notebook.name}: "
+                            f"grades unreadable ({type(error).__name__}), written as empty")
+        for cell in [*notebook.grade_cells, *notebook.task_cells]:
+            grade = grades.get(cell.name)
+            kind = "autograded" if cell.cell_type == "code" else "manual"
+            if cell in notebook.task_cells:
+                kind = "task"
+            rows.append({
+                "assignment": assignment.name,
+                "student_id": student.id,
+                "last_name": _blank(student.last_name),
+                "first_name": _blank(student.first_name),
+                "notebook": notebook.name,
+                "question": cell.name,
+                "kind": kind,
+                "auto_score": _blank(grade.auto_score if grade else None),
+                "manual_score": _blank(grade.manual_score if grade else None),
+                "extra_credit": _blank(grade.extra_credit if grade else None),
+                "score": _score(grade, student, cell, log),
+                "max_score": cell.max_score,
+                "needs_manual_grade": grade.needs_manual_grade if grade else False,
+                "submitted": submission is not None,
+            })
+    return rows
+
+
+def _score(grade, student, cell, log: logging.Logger) -> float:
+    """The grade's score; a score outside [0, max + extra credit] is reported."""
+    if grade is None:
+        return 0.0
+    score = grade.score
+    if not 0 <= score <= cell.max_score + (grade.extra_credit or 0):
+        log.warning(f"export: {student.id}/{cell.name}: score {score} outside "
+                    f"0..{cell.max_score:g}; check it in the formgrader")
+    return score

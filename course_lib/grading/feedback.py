@@ -8,21 +8,35 @@ GenerateFeedback, after ``GetGrades``: it removes every hidden-test region (with
 nbgrader's own ``ClearHiddenTests`` logic) and shortens the traceback of an error raised
 in such a cell to its last line, which is the checker's message to the student.
 
-Afterwards every feedback page is searched for any line of the hidden tests; a page
-that still shows one is deleted and the command fails.
+Then every page is checked before a student can see it (`leaking_lines`): as text and
+after undoing common encodings of long outputs (`leaks.decoded_views`), for any solution
+line, model answer or hidden-test line of **every** assignment, and for the distinctive
+lines of the other students' submissions. The student's own submitted code and the
+releases are allowed. A page that fails is deleted (withheld) and named to the
+instructor; the feedback folder keeps the graded notebook's page only.
+
+One student's problem (nbgrader failing on the notebook, a withheld page) never stops
+the others: every student is handled, then the problems are reported together.
 """
 
 from __future__ import annotations
 
 import copy
 import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from nbgrader.preprocessors import ClearHiddenTests
 from traitlets import Bool, List
 
 from course_lib.grading.course import Course, CourseError
-from course_lib.grading.leaks import find_leaks, secret_lines, visible_text
+from course_lib.grading.leaks import (
+    MARKERS,
+    code_and_answers,
+    decoded_views,
+    secret_lines,
+    visible_text,
+)
 from course_lib.grading.record import last_line
 
 NOTE = "(the code of the hidden tests is not shown)"
@@ -39,7 +53,16 @@ class HideHiddenTests(ClearHiddenTests):
     ).tag(config=True)
 
     def preprocess_cell(self, cell, resources, cell_index):
-        if self._remove_hidden_test_region(cell):
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if meta.get("solution"):
+            return cell, resources  # markers typed into an answer are the student's text
+        try:
+            removed = self._remove_hidden_test_region(cell)
+        except RuntimeError:  # unbalanced markers
+            if meta.get("grade"):
+                raise  # a test cell as the instructor wrote it: a real problem
+            return cell, resources  # in a cell of the student's own: their text
+        if removed:
             for output in cell.get("outputs", []):
                 if output.get("output_type") == "error":
                     output["traceback"] = [
@@ -64,11 +87,57 @@ def feedback_config(course: Course):
     return config
 
 
-def generate_feedback(
-    course: Course, assignment: str, students: list[str] | None, log: logging.Logger
-) -> list[tuple[str, Path]]:
-    """Feedback pages of the autograded submissions; [(student, html), ...]."""
-    course.require_assignment(assignment)
+@dataclass
+class FeedbackRun:
+    """The pages written, and one line per student whose page is missing."""
+
+    pages: list[tuple[str, Path]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Secrets:
+    """What no feedback page may show: the secret lines of every assignment, and each
+    student's distinctive submitted lines (secret from the other students)."""
+
+    lines: set[str]
+    public: set[str]  # lines of the releases
+    by_student: dict[str, set[str]]
+
+    @classmethod
+    def of(cls, course: Course, assignment: str) -> Secrets:
+        public: set[str] = set()
+        lines: set[str] = set()
+        for name in course.assignments():
+            for source in sorted(course.folder("source", ".", name).glob("*.ipynb")):
+                release = course.folder("release", ".", name) / source.name
+                if release.exists():
+                    public |= {ln.strip() for ln in visible_text(release).splitlines()}
+                lines |= secret_lines(source)
+        by_student = {
+            student: set().union(*[set(code_and_answers(p)) for p in folder.glob("*.ipynb")])
+            for student, folder in course.submissions(assignment).items()
+        }
+        return cls(lines - public, public, by_student)
+
+    def found_in(self, page: Path, student: str) -> list[str]:
+        """What of the secrets the page shows (plain or decoded); the student's own
+        submitted lines are allowed."""
+        own = self.by_student.get(student, set())
+        others = set().union(*[v for k, v in self.by_student.items() if k != student])
+        forbidden = {ln: "a solution or hidden-test line" for ln in self.lines - own}
+        for line in others - own - self.public - self.lines:
+            forbidden[line] = "another student's submission"
+        text = visible_text(page)
+        found = [f"{what}: {line[:60]!r}"
+                 for view in decoded_views(text) for line, what in forbidden.items()
+                 if line in view]
+        found += [f"the marker {m!r}" for m in MARKERS
+                  if m in text and not any(m in ln for ln in own)]
+        return sorted(set(found))
+
+
+def _students(course: Course, assignment: str, students: list[str] | None) -> list[str]:
     autograded = course.folder("autograded")
     graded = sorted(
         p.name for p in autograded.iterdir()
@@ -86,41 +155,72 @@ def generate_feedback(
         raise CourseError(
             f"no autograded submissions of {assignment}: run `course autograde {assignment}` first"
         )
-    config = feedback_config(course)
-    for student in graded:
-        result = course.run_nbgrader(
-            "GenerateFeedback", assignment, student, config=config, log=log, force=True
-        )
-        if not result["success"]:
-            raise CourseError(
-                f"nbgrader could not generate feedback for {student}: "
-                f"{last_line(result.get('error'))}"
-            )
-    pages = [
-        (student, page)
-        for student in graded
-        for page in sorted(course.folder("feedback", student, assignment).glob("*.html"))
-    ]
-    leaking = leaks_in_feedback(course, assignment, [p for _, p in pages])
-    if leaking:
-        for page in leaking:
-            page.unlink()
-        raise CourseError(
-            f"hidden tests found in {len(leaking)} feedback page(s), deleted: "
-            + ", ".join(str(p) for p in leaking)
-        )
+    return graded
+
+
+def _keep_pages_only(folder: Path) -> list[Path]:
+    """Delete from a feedback folder everything but the notebooks' pages (and nbgrader's
+    timestamp.txt); return the pages."""
+    from course_lib.grading.record import remove_tree
+
+    pages = []
+    for path in sorted(folder.iterdir()) if folder.is_dir() else []:
+        if path.is_file() and not path.is_symlink() and path.suffix == ".html":
+            pages.append(path)
+        elif not (path.name == "timestamp.txt" and path.is_file() and not path.is_symlink()):
+            remove_tree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
     return pages
 
 
-def leaks_in_feedback(course: Course, assignment: str, pages: list[Path]) -> list[Path]:
-    """The feedback pages that show a line of the hidden tests."""
-    leaking = []
-    for page in pages:
-        source = course.folder("source", ".", assignment) / f"{page.stem}.ipynb"
-        release = course.folder("release", ".", assignment) / f"{page.stem}.ipynb"
-        if not source.exists():
-            continue
-        allowed = visible_text(release) if release.exists() else ""
-        if find_leaks(visible_text(page), secret_lines(source, hidden_only=True), allowed):
-            leaking.append(page)
-    return leaking
+def feedback(
+    course: Course, assignment: str, students: list[str] | None, log: logging.Logger
+) -> FeedbackRun:
+    """Feedback pages of the autograded submissions, each checked for secrets."""
+    course.require_assignment(assignment)
+    graded = _students(course, assignment, students)
+    config = feedback_config(course)
+    secrets = Secrets.of(course, assignment)
+    run = FeedbackRun()
+    for student in graded:
+        try:
+            result = course.run_nbgrader(
+                "GenerateFeedback", assignment, student, config=config, log=log, force=True
+            )
+            folder = course.folder("feedback", student, assignment)
+            pages = _keep_pages_only(folder)
+            if not result["success"]:
+                for page in pages:
+                    page.unlink()
+                run.problems.append(f"{student}: nbgrader could not generate feedback: "
+                                    f"{last_line(result.get('error'))}")
+                continue
+            for page in pages:
+                found = secrets.found_in(page, student)
+                if found:
+                    page.unlink()
+                    run.problems.append(f"{student}: {page.name} withheld, it shows "
+                                        f"{found[0]}" + (f" (+{len(found) - 1} more)"
+                                                         if len(found) > 1 else ""))
+                else:
+                    run.pages.append((student, page))
+        except Exception as error:  # noqa: BLE001 - one student never stops the others
+            run.problems.append(f"{student}: feedback failed: {type(error).__name__}: "
+                                f"{last_line(str(error))}")
+    return run
+
+
+def generate_feedback(
+    course: Course, assignment: str, students: list[str] | None, log: logging.Logger
+) -> list[tuple[str, Path]]:
+    """Feedback pages of the autograded submissions; [(student, html), ...]. Every
+    student is handled; then, if any page is missing, one CourseError names them."""
+    run = feedback(course, assignment, students, log)
+    if run.problems:
+        for problem in run.problems:
+            log.warning(problem)
+        missing = [problem.split(":", 1)[0] for problem in run.problems]
+        raise CourseError(
+            f"feedback written for {len({s for s, _ in run.pages})} student(s); missing for "
+            f"{len(missing)}, see the lines above: {', '.join(missing)}"
+        )
+    return run.pages

@@ -14,6 +14,21 @@ write the gradebook). The parallel grader splits them:
 The end state is what sequential ``nbgrader autograde`` gives (the test suite compares
 every grade cell), and the student's code never runs while the real gradebook is open,
 nor can it change what is recorded by tampering with its private gradebook.
+
+What is recorded comes from trusted data only:
+
+- the parent records only after the runner reported that nbgrader finished (a grading
+  process that died means "not graded, flagged"), and copies back only the expected
+  notebook files (`copy_graded`), nothing else the kernel wrote;
+- a test cell passes or fails: nbgrader's partial credit (a test cell's first
+  ``execute_result``, which an answer cell can fake with a display hook) is switched
+  off by dropping the ``execute_result`` outputs of the test cells before recording
+  (`without_partial_credit`);
+- a score outside ``[0, max]`` is never kept (`out_of_range`): it is recorded as zero,
+  flagged, with a comment;
+- grade cells of a part the scan flagged (`scan`) are recorded as zero, flagged, with the
+  reason in the answer cell's comment (`zero_flagged`); the instructor can give a manual
+  score in the formgrader.
 """
 
 from __future__ import annotations
@@ -137,11 +152,19 @@ def template_gradebook(course: Course, destination: Path) -> Path:
     return destination
 
 
+def timestamp_of(course: Course, folder: Path):
+    """The submission time in ``folder/timestamp.txt``, or None if absent, empty or not a
+    date (nbgrader's own reader raises on the latter)."""
+    try:
+        return course.coursedir().get_existing_timestamp(str(folder))
+    except (Exception, SystemExit):  # noqa: BLE001 - nbgrader's fail() raises either
+        return None
+
+
 def _open_submission(gb, course: Course, assignment: str, student: str) -> None:
     """What nbgrader's Autograde.init_assignment records before grading."""
     gb.update_or_create_student(student)
-    folder = course.folder("submitted", student, assignment)
-    timestamp = course.coursedir().get_existing_timestamp(str(folder))
+    timestamp = timestamp_of(course, course.folder("submitted", student, assignment))
     if timestamp:
         gb.update_or_create_submission(assignment, student, timestamp=timestamp)
     else:
@@ -158,10 +181,25 @@ def _zero(gb, assignment: str, student: str, notebooks) -> None:
     gb.db.commit()
 
 
+def without_partial_credit(nb) -> int:
+    """Drop the ``execute_result`` outputs of the test cells (grade cells that are not
+    answers), so that nbgrader scores each test cell pass or fail. Returns how many."""
+    dropped = 0
+    for cell in nb.cells:
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if cell.get("cell_type") != "code" or not meta.get("grade") or meta.get("solution"):
+            continue
+        kept = [o for o in cell.get("outputs", []) if o.get("output_type") != "execute_result"]
+        dropped += len(cell.get("outputs", [])) - len(kept)
+        cell["outputs"] = kept
+    return dropped
+
+
 def record_graded(
     course: Course, assignment: str, student: str, recorders: list, log: logging.Logger
-) -> None:
-    """Record the grades of ``autograded/<student>/<assignment>/*.ipynb``."""
+) -> list[str]:
+    """Record the grades of ``autograded/<student>/<assignment>/*.ipynb``; return notes
+    for the instructor (scores out of range, set to zero)."""
     folder = course.folder("autograded", student, assignment)
     graded = {p.stem: p for p in sorted(folder.glob("*.ipynb"))}
     with gradebook(course) as gb:
@@ -172,6 +210,7 @@ def record_graded(
         if name not in expected:
             continue  # nbgrader skips notebooks it does not know
         nb = nbformat.read(path, as_version=nbformat.NO_CONVERT)
+        without_partial_credit(nb)
         resources = {
             "nbgrader": {
                 "notebook": name,
@@ -182,6 +221,51 @@ def record_graded(
         }
         for recorder in recorders:
             nb, resources = recorder(config=course.config, log=log)(nb, resources)
+    return out_of_range(course, assignment, student)
+
+
+def out_of_range(course: Course, assignment: str, student: str) -> list[str]:
+    """Set every automatic score outside [0, max] (or not a number) to zero, with a
+    comment and a flag; return one note per such score."""
+    notes = []
+    with gradebook(course) as gb:
+        for submitted in gb.find_submission(assignment, student).notebooks:
+            for grade in submitted.grades:
+                score = grade.auto_score
+                if score is None or 0 <= score <= grade.max_score:
+                    continue
+                notes.append(f"{submitted.name}/{grade.name}: score {score} outside "
+                             f"0..{grade.max_score:g}, recorded as 0")
+                grade.auto_score = 0
+                grade.needs_manual_grade = True
+                submitted.flagged = True
+        gb.db.commit()
+    return notes
+
+
+def zero_flagged(
+    course: Course, assignment: str, student: str, notebook: str,
+    zeroed: dict[str, str], comments: dict[str, str],
+) -> None:
+    """Record zero for the grade cells in ``zeroed`` (grade_id -> reason), marked for a
+    manual grade; write ``comments`` (answer grade_id -> text) as the answer cells'
+    automatic comments; flag the notebook."""
+    from nbgrader.api import MissingEntry
+
+    with gradebook(course) as gb:
+        submitted = gb.find_submission_notebook(notebook, assignment, student)
+        for grade in submitted.grades:
+            if grade.name in zeroed:
+                grade.auto_score = 0
+                grade.needs_manual_grade = True
+        for cell, text in comments.items():
+            try:
+                comment = gb.find_comment(cell, notebook, assignment, student)
+            except MissingEntry:
+                continue
+            comment.auto_comment = text
+        submitted.flagged = True
+        gb.db.commit()
 
 
 def record_failed(course: Course, assignment: str, student: str) -> None:
@@ -229,11 +313,21 @@ def remove_tree(path: Path) -> None:
     shutil.rmtree(path, onerror=make_writable_and_retry)
 
 
-def replace_tree(source: Path, destination: Path) -> None:
+def copy_graded(
+    private: Path, destination: Path, notebooks: list[str], timestamp: Path | None
+) -> None:
+    """Fill ``destination`` with the expected notebooks of the private autograded folder
+    (regular files only) and the submission's own ``timestamp.txt``: nothing else the
+    kernel wrote reaches the course."""
     if destination.exists():
         remove_tree(destination)
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(source, destination, symlinks=True)
+    destination.mkdir(parents=True)
+    for name in notebooks:
+        notebook = private / f"{name}.ipynb"
+        if notebook.is_file() and not notebook.is_symlink():
+            shutil.copyfile(notebook, destination / notebook.name)
+    if timestamp is not None and timestamp.is_file() and not timestamp.is_symlink():
+        shutil.copyfile(timestamp, destination / timestamp.name)
 
 
 def last_line(text: str | None) -> str:

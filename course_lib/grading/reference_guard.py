@@ -9,17 +9,16 @@ test. Two detectors, for two places:
   own code object. It catches a direct alias, a wrapper, a wrapper of a wrapper, and
   ``importlib`` tricks alike, since it looks at what executes, not at names. It is cheap
   (a set lookup per Python call) and is removed as soon as the call returns.
-- `scan_notebook`, for the **grader** (outside the kernel): reads the answer cells of a
-  submitted notebook and lists every mention of ``course_lib`` in them (imports,
-  ``importlib``/``__import__`` strings). The grader flags such submissions for a human
-  to look at; it does not change scores.
+- `scan_notebook`, for the **grader** (outside the kernel): the static scan of
+  `course_lib.grading.scan` on one notebook file, whose imports of ``course_lib`` (and
+  every other construct the assignments never need) it reports. The grader scans with
+  the assignment's source notebook, and zeroes the flagged parts.
 
 Nothing here imports nbgrader or torch, so a checker can import it cheaply.
 """
 
 from __future__ import annotations
 
-import ast
 import functools
 import json
 import sys
@@ -124,37 +123,14 @@ def forbid_reference(
 # ------------------------------------------------------------------ the grader's scan
 
 
-def _mentions(source: str, package: str) -> list[str]:
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
-        return [f"{package} (in code that does not parse)"] if package in source else []
-    found = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            found += [a.name for a in node.names if a.name.split(".")[0] == package]
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            if node.module.split(".")[0] == package:
-                found.append(node.module)
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
-            if node.value.split(".")[0] == package:
-                found.append(node.value)
-    return found
+def scan_notebook(path: Path, source: Path | None = None) -> list[str]:
+    """One line per flagged construct of a notebook file, e.g. ``'answer cell
+    random_sparse_mask, line 1: imports course_lib.connectivity.random_sparse_mask ...'``;
+    ``source``, the assignment's source notebook, tells the imports cell and allowlist."""
+    from course_lib.grading.scan import scan_notebook as scan
 
-
-def scan_notebook(path: Path, package: str = "course_lib") -> list[str]:
-    """'answer cell <id> imports <module>' for every use of ``package`` in answer cells."""
     try:
-        nb = json.loads(Path(path).read_text(errors="replace"))
+        nb = json.loads(Path(path).read_bytes())
     except ValueError:
         return []
-    notes = []
-    for cell in nb.get("cells", []):
-        meta = cell.get("metadata", {}).get("nbgrader", {})
-        if cell.get("cell_type") != "code" or not meta.get("solution"):
-            continue
-        source = cell.get("source", "")
-        source = "".join(source) if isinstance(source, list) else source
-        for module in sorted(set(_mentions(source, package))):
-            notes.append(f"answer cell {meta.get('grade_id', '?')} uses {module}")
-    return notes
+    return [str(flag) for flag in scan(nb, source)]
