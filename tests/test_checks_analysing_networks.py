@@ -1,5 +1,6 @@
-"""The assignment-10 checkers: the references pass; each plausible mistake is rejected
-with its own message, in the student's terms."""
+"""The assignment-10 checkers: the references and correct variants pass at several seeds;
+each plausible mistake, written as a student would write it, is rejected with its own
+message and mistake id."""
 
 from __future__ import annotations
 
@@ -14,6 +15,17 @@ from course_lib.checks.analysing_networks import (
     check_selectivity_index,
 )
 
+SEEDS = (0, 1, 2003, 512)
+
+
+class Agreeable(torch.Tensor):
+    """A tensor subclass that claims to equal everything."""
+
+    def __eq__(self, other):
+        return True
+
+    __hash__ = torch.Tensor.__hash__
+
 
 def not_implemented(*args, **kwargs):
     raise NotImplementedError()
@@ -21,6 +33,12 @@ def not_implemented(*args, **kwargs):
 
 def flat(x):
     return x.reshape(-1, x.shape[-1])
+
+
+def assert_rejected(check, wrong, message, mistake):
+    with pytest.raises(AssertionError, match=message) as excinfo:
+        check(wrong)
+    assert excinfo.value.mistake == mistake
 
 
 # ------------------------------------------------------------------ part 1: selectivity
@@ -40,6 +58,41 @@ MEAN_DIFF = lambda xa, xb: 2 * (xa.mean(0) - xb.mean(0))  # noqa: E731
 SPREAD = lambda xa, xb: (xa.var(0, correction=0) + xb.var(0, correction=0)).sqrt()  # noqa: E731
 
 
+def sel_float32(a, b):
+    xa, xb = flat(a).float(), flat(b).float()
+    difference = 2 * (xa.mean(0) - xb.mean(0))
+    spread = torch.sqrt(xa.var(0, unbiased=False) + xb.var(0, unbiased=False))
+    return torch.where(difference == 0, torch.zeros_like(spread), difference / spread)
+
+
+def sel_nan_replaced(a, b):
+    """Divide first, then replace the NaN of 0 / 0 (the inf of x / 0 stays)."""
+    xa, xb = flat(a), flat(b)
+    mean_a, mean_b = xa.sum(0) / xa.shape[0], xb.sum(0) / xb.shape[0]
+    var_a = ((xa - mean_a) ** 2).mean(0)
+    var_b = ((xb - mean_b) ** 2).mean(0)
+    s = 2 * (mean_a - mean_b) / (var_a + var_b) ** 0.5
+    s[torch.isnan(s)] = 0.0
+    return s
+
+
+def sel_numpy_inside(a, b):
+    xa, xb = flat(a).numpy(), flat(b).numpy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s = 2 * (xa.mean(0) - xb.mean(0)) / np.sqrt(xa.var(0) + xb.var(0))
+    return torch.from_numpy(np.nan_to_num(s, nan=0.0, posinf=np.inf, neginf=-np.inf))
+
+
+CORRECT_SELECTIVITIES = [analysis.selectivity_index, sel_float32, sel_nan_replaced,
+                         sel_numpy_inside]
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("fn", CORRECT_SELECTIVITIES, ids=lambda f: f.__name__)
+def test_correct_selectivities_pass(fn, seed):
+    check_selectivity_index(fn, seed=seed)
+
+
 def sel_no_pooling(a, b):
     return 2 * (a.mean(0) - b.mean(0)) / (a.var(0, correction=0) + b.var(0, correction=0)).sqrt()
 
@@ -49,14 +102,16 @@ def sel_over_units(a, b):
     return 2 * (xa.mean(1).mean() - xb.mean(1).mean()) / (xa.var(1).mean() + xb.var(1).mean())
 
 
-def sel_nan_for_silent(a, b):
-    return sel_with(MEAN_DIFF, SPREAD, handle_constant=False)(a, b)
-
-
 def sel_zero_for_all_constant(a, b):
     xa, xb = flat(a).double(), flat(b).double()
     spread = SPREAD(xa, xb)
     return torch.where(spread == 0, 0.0, MEAN_DIFF(xa, xb) / spread)
+
+
+def sel_zero_for_silent_only(a, b):
+    xa, xb = flat(a).double(), flat(b).double()
+    silent = (xa.abs().max(0).values == 0) & (xb.abs().max(0).values == 0)
+    return torch.where(silent, 0.0, MEAN_DIFF(xa, xb) / SPREAD(xa, xb))
 
 
 def sel_epsilon(a, b):
@@ -64,8 +119,9 @@ def sel_epsilon(a, b):
     return MEAN_DIFF(xa, xb) / (SPREAD(xa, xb) + 1e-8)
 
 
-def sel_numpy(a, b):
-    return analysis.selectivity_index(a, b).numpy()
+def sel_nan_to_num(a, b):
+    xa, xb = flat(a).double(), flat(b).double()
+    return torch.nan_to_num(MEAN_DIFF(xa, xb) / SPREAD(xa, xb))
 
 
 def sel_in_place(a, b):
@@ -74,97 +130,125 @@ def sel_in_place(a, b):
     return out
 
 
-def sel_shifted(a, b):
-    return analysis.selectivity_index(a, b) + 0.05
+def sel_global_variance(a, b):
+    xa, xb = flat(a), flat(b)
+    out = 2 * (xa.mean(0) - xb.mean(0)) / (xa.var(correction=0) + xb.var(correction=0)).sqrt()
+    return torch.where(out == 0, 0.0, out)
 
 
-def test_reference_selectivity_passes():
-    check_selectivity_index(analysis.selectivity_index)
-    check_selectivity_index(analysis.selectivity_index, seed=555)
+WRONG_SELECTIVITIES = [
+    (sel_with(lambda xa, xb: xa.mean(0) - xb.mean(0), SPREAD), "the factor 2 is missing",
+     "factor_two_missing"),
+    (sel_with(MEAN_DIFF, lambda xa, xb: xa.std(0, correction=0) + xb.std(0, correction=0)),
+     "not by the sum of the standard deviations", "sum_of_standard_deviations"),
+    (sel_with(MEAN_DIFF,
+              lambda xa, xb: ((xa.var(0, correction=0) + xb.var(0, correction=0)) / 2).sqrt()),
+     "not by their average", "average_variance"),
+    (sel_with(MEAN_DIFF, lambda xa, xb: xa.var(0, correction=0) + xb.var(0, correction=0)),
+     "take the square root of the summed variances", "no_square_root"),
+    (sel_with(MEAN_DIFF, lambda xa, xb: (xa.var(0) + xb.var(0)).sqrt()), "population variances",
+     "sample_variance"),
+    (sel_with(lambda xa, xb: -MEAN_DIFF(xa, xb), SPREAD), "the sign is reversed", "sign_reversed"),
+    (lambda a, b: analysis.selectivity_index(a, b).abs(), "keep the sign of s", "absolute_value"),
+    (sel_with(MEAN_DIFF, lambda xa, xb: torch.cat([xa, xb]).var(0, correction=0).sqrt()),
+     "standard deviation of the pooled samples", "pooled_standard_deviation"),
+    (sel_global_variance, "not the variance of the whole tensor", "variance_over_all_units"),
+    (sel_no_pooling, "Pool every leading dimension as samples first", "leading_dims_not_pooled"),
+    (sel_with(MEAN_DIFF, SPREAD, handle_constant=False), "unit 0 never activates.*got nan",
+     "silent_unit_not_zero"),
+    (sel_zero_for_silent_only, "unit 3 is constant at the same value.*got nan",
+     "equal_constant_unit_not_zero"),
+    (sel_zero_for_all_constant, "unit 1 is constant in each condition.*must be \\+inf, got 0",
+     "constant_unit_not_inf"),
+    (sel_epsilon, "unit 1 is constant in each condition.*got 2e\\+08", "constant_unit_not_inf"),
+    (sel_nan_to_num, "unit 1 is constant in each condition.*got 1.798e\\+308",
+     "constant_unit_not_inf"),
+    (lambda a, b: analysis.selectivity_index(a, b) + 0.05, "differs from s = 2", "wrong"),
+    (lambda a, b: analysis.selectivity_index(a, b).clamp(-20, 20), "must be \\+inf, got 20",
+     "constant_unit_not_inf"),
+]
 
 
-def test_a_float32_selectivity_passes():
-    check_selectivity_index(lambda a, b: analysis.selectivity_index(a.float(), b.float()).float())
+@pytest.mark.parametrize(("wrong", "message", "mistake"), WRONG_SELECTIVITIES)
+def test_wrong_selectivities_are_rejected_with_their_message(wrong, message, mistake):
+    assert_rejected(check_selectivity_index, wrong, message,
+                    f"analysing_networks.selectivity_{mistake}")
 
 
-@pytest.mark.parametrize(
-    ("wrong", "message"),
-    [
-        (sel_with(lambda xa, xb: xa.mean(0) - xb.mean(0), SPREAD), "the factor 2 is missing"),
-        (
-            sel_with(MEAN_DIFF, lambda xa, xb: xa.std(0, correction=0) + xb.std(0, correction=0)),
-            "not by the sum of the standard deviations",
-        ),
-        (
-            sel_with(
-                MEAN_DIFF,
-                lambda xa, xb: ((xa.var(0, correction=0) + xb.var(0, correction=0)) / 2).sqrt(),
-            ),
-            "not by their average",
-        ),
-        (
-            sel_with(MEAN_DIFF, lambda xa, xb: xa.var(0, correction=0) + xb.var(0, correction=0)),
-            "take the square root of the summed variances",
-        ),
-        (
-            sel_with(MEAN_DIFF, lambda xa, xb: (xa.var(0) + xb.var(0)).sqrt()),
-            "population variances",
-        ),
-        (sel_with(lambda xa, xb: -MEAN_DIFF(xa, xb), SPREAD), "the sign is reversed"),
-        (lambda a, b: analysis.selectivity_index(a, b).abs(), "keep the sign of s"),
-        (
-            sel_with(MEAN_DIFF, lambda xa, xb: torch.cat([xa, xb]).var(0, correction=0).sqrt()),
-            "standard deviation of the pooled samples",
-        ),
-        (sel_no_pooling, "Pool every leading dimension as samples first"),
-        (sel_over_units, "returned shape \\(\\)"),
-        (sel_nan_for_silent, "unit 0 never activates.*got nan"),
-        (sel_zero_for_all_constant, "unit 1 is constant in each condition.*must be \\+inf, got 0"),
-        (sel_epsilon, "unit 1 is constant in each condition.*got 2e\\+08"),
-        (sel_numpy, "must return a torch.Tensor, got numpy.ndarray"),
-        (sel_in_place, "changed its argument activity_a in place"),
-        (sel_shifted, "differs from s = 2"),
-        (not_implemented, "is not implemented yet"),
-    ],
-)
-def test_wrong_selectivities_are_rejected_with_their_message(wrong, message):
-    with pytest.raises(AssertionError, match=message):
-        check_selectivity_index(wrong)
+COMMON_SELECTIVITIES = [
+    (sel_over_units, "returned shape \\(\\)", "wrong_shape"),
+    (sel_in_place, "changed its argument a in place", "in_place"),
+    (lambda a, b: analysis.selectivity_index(a, b).numpy(), "got numpy.ndarray", "wrong_type"),
+    (lambda a, b: analysis.selectivity_index(a, b).tolist(), "got builtins.list", "wrong_type"),
+    (lambda a, b: None, "got None", "wrong_type"),
+    (lambda a, b: analysis.selectivity_index(a, b).as_subclass(Agreeable), "subclass",
+     "tensor_subclass"),
+    (lambda a, b: analysis.selectivity_index(a, b).to_sparse(), "sparse", "sparse"),
+    (lambda a, b: analysis.selectivity_index(a, b).to("meta"), "on meta", "device"),
+    (lambda a, b: analysis.selectivity_index(a + 0 * torch.rand(1), b), "global random",
+     "global_rng"),
+    (not_implemented, "is not implemented yet", "not_implemented"),
+]
+
+
+@pytest.mark.parametrize(("wrong", "message", "mistake"), COMMON_SELECTIVITIES)
+def test_selectivity_results_of_the_wrong_kind_are_rejected(wrong, message, mistake):
+    assert_rejected(check_selectivity_index, wrong, message, f"common.{mistake}")
 
 
 # ------------------------------------------------------------------ part 2: max activation
 
 
-@pytest.mark.parametrize(
-    ("wrong", "message"),
-    [
-        (lambda h: flat(h).abs().max(0).values, "not the largest absolute value"),
-        (lambda h: flat(h).mean(0), "not the mean"),
-        (lambda h: flat(h).argmax(0), "not its position"),
-        (lambda h: flat(h).min(0).values, "not the minimum"),
-        (lambda h: flat(h).max(0).values.clamp(min=0), "do not clip the maximum at 0"),
-        (lambda h: flat(h).max(0), "returned a tuple"),
-        (lambda h: h.max(0).values, "Take the maximum over all time steps and trials"),
-        (lambda h: flat(h).max(1).values, "not over the units"),
-        (lambda h: h.amax(dim=(0, 1)), "may have any number of leading dimensions"),
-        (lambda h: flat(h).max(0).values.numpy(), "got numpy.ndarray"),
-        (
-            lambda h: h.clamp_(min=-100).reshape(-1, h.shape[-1]).max(0).values + 1,
-            "in place|largest activation",
-        ),
-        (lambda h: flat(h).max(0).values + 0.01, "is not each unit's largest activation"),
-        (not_implemented, "is not implemented yet"),
-    ],
-)
-def test_wrong_max_activations_are_rejected_with_their_message(wrong, message):
-    with pytest.raises(AssertionError, match=message):
-        check_max_activation(wrong)
+CORRECT_MAXIMA = [
+    analysis.max_activation,
+    lambda h: flat(h).max(dim=0).values,
+    lambda h: torch.amax(h, dim=tuple(range(h.dim() - 1))),
+    lambda h: h.flatten(end_dim=-2).max(0)[0],
+    lambda h: torch.stack([h[..., j].max() for j in range(h.shape[-1])]),
+]
 
 
-def test_reference_max_activation_passes():
-    check_max_activation(analysis.max_activation)
-    check_max_activation(analysis.max_activation, seed=8)
-    check_max_activation(lambda h: flat(h).max(dim=0).values)  # an ordinary solution
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("fn", CORRECT_MAXIMA)
+def test_correct_max_activations_pass(fn, seed):
+    check_max_activation(fn, seed=seed)
+
+
+WRONG_MAXIMA = [
+    (lambda h: flat(h).abs().max(0).values, "not the largest absolute value", "absolute_value"),
+    (lambda h: flat(h).mean(0), "not the mean", "mean_not_max"),
+    (lambda h: flat(h).argmax(0), "not its position", "argmax"),
+    (lambda h: flat(h).min(0).values, "not the minimum", "minimum"),
+    (lambda h: flat(h).max(0).values.clamp(min=0), "do not clip the maximum at 0",
+     "clipped_at_zero"),
+    (lambda h: flat(h).max(0), "returned a tuple", "returns_values_and_indices"),
+    (lambda h: h.max(0).values, "Take the maximum over all time steps and trials",
+     "leading_dims_not_pooled"),
+    (lambda h: flat(h).max(1).values, "not over the units", "over_units"),
+    (lambda h: h.amax(dim=(0, 1)), "may have any number of leading dimensions",
+     "fixed_leading_dims"),
+    (lambda h: flat(h).max(0).values + 0.01, "is not each unit's largest activation", "wrong"),
+]
+
+
+@pytest.mark.parametrize(("wrong", "message", "mistake"), WRONG_MAXIMA)
+def test_wrong_max_activations_are_rejected_with_their_message(wrong, message, mistake):
+    assert_rejected(check_max_activation, wrong, message, f"analysing_networks.max_{mistake}")
+
+
+COMMON_MAXIMA = [
+    (lambda h: flat(h).max(0).values.numpy(), "got numpy.ndarray", "wrong_type"),
+    (lambda h: flat(h.clamp_(min=-0.5)).max(0).values, "changed its argument h in place",
+     "in_place"),
+    (lambda h: flat(h).max(0).values.as_subclass(Agreeable), "subclass", "tensor_subclass"),
+    (lambda h: None, "got None", "wrong_type"),
+    (not_implemented, "is not implemented yet", "not_implemented"),
+]
+
+
+@pytest.mark.parametrize(("wrong", "message", "mistake"), COMMON_MAXIMA)
+def test_max_activation_results_of_the_wrong_kind_are_rejected(wrong, message, mistake):
+    assert_rejected(check_max_activation, wrong, message, f"common.{mistake}")
 
 
 # ------------------------------------------------------------------ part 3: PCA projection
@@ -175,39 +259,65 @@ def reference_pca_project(fit, trajectory, k):
     return pca.project(trajectory), pca.explained_variance_ratio
 
 
-def pca_parts(fit, k, centre=True):
-    x = flat(fit).double()
-    mean = x.mean(0) if centre else torch.zeros(x.shape[1], dtype=x.dtype)
-    _, s, vt = torch.linalg.svd(x - mean, full_matrices=False)
-    return mean, s, vt
-
-
 def sign_fix(vt):
     biggest = vt.abs().argmax(dim=1, keepdim=True)
     return vt * vt.gather(1, biggest).sign()
 
 
-def pca_variant(centre_fit=True, centre_traj="fit", sign=True, ratio="ok", columns=False):
+def pca_variant(centre_fit=True, centre_traj="fit", sign=True, ratio="ok", columns=False,
+                dtype=torch.float64):
     def fn(fit, trajectory, k):
-        mean, s, vt = pca_parts(fit, k, centre_fit)
+        x = flat(fit).to(dtype)
+        mean = x.mean(0) if centre_fit else torch.zeros(x.shape[1], dtype=dtype)
+        _, s, vt = torch.linalg.svd(x - mean, full_matrices=False)
         comps = vt[:, :k].T if columns else vt[:k]
         if sign:
             comps = sign_fix(comps)
-        if centre_traj == "fit":
-            centred = trajectory - mean
-        elif centre_traj == "own":
-            centred = trajectory - trajectory.mean(0)
-        else:
-            centred = trajectory
+        trajectory = trajectory.to(dtype)
+        centred = {"fit": trajectory - mean, "own": trajectory - trajectory.mean(0),
+                   "none": trajectory}[centre_traj]
         variance = s.pow(2)
         r = {
             "ok": variance[:k] / variance.sum(),
             "unsquared": s[:k] / s.sum(),
             "first_k": variance[:k] / variance[:k].sum(),
+            "variance": variance[:k] / (x.shape[0] - 1),
         }[ratio]
         return centred @ comps.T, r
 
     return fn
+
+
+def pca_eigh(fit, trajectory, k):
+    """Eigenvectors of the covariance, largest first: an acceptable solution."""
+    x = flat(fit)
+    mean = x.mean(0)
+    evals, evecs = torch.linalg.eigh(torch.cov((x - mean).T))
+    order = evals.argsort(descending=True)
+    comps = sign_fix(evecs[:, order[:k]].T)
+    return torch.einsum("tn,kn->tk", trajectory - mean, comps), evals[order[:k]] / evals.sum()
+
+
+def pca_loops(fit, trajectory, k):
+    x = flat(fit)
+    mean = x.mean(0)
+    _, s, vh = torch.linalg.svd(x - mean, full_matrices=False)
+    coords = torch.zeros(trajectory.shape[0], k, dtype=x.dtype)
+    for j in range(k):
+        axis = vh[j] if vh[j][vh[j].abs().argmax()] > 0 else -vh[j]
+        coords[:, j] = (trajectory - mean) @ axis
+    return coords, (s**2)[:k] / (s**2).sum()
+
+
+def pca_sklearn(fit, trajectory, k):
+    """scikit-learn's PCA with the course's sign convention: an acceptable solution."""
+    from sklearn.decomposition import PCA
+
+    x = flat(fit).double().numpy()
+    pca = PCA(n_components=k, svd_solver="full").fit(x)
+    comps = sign_fix(torch.as_tensor(pca.components_))
+    coords = (trajectory.double() - torch.as_tensor(pca.mean_)) @ comps.T
+    return coords, torch.as_tensor(pca.explained_variance_ratio_)
 
 
 def pca_fit_on_trajectory(fit, trajectory, k):
@@ -222,77 +332,90 @@ def pca_eigh_ascending(fit, trajectory, k):
     return (trajectory - mean) @ comps.T, evals[:k] / evals.sum()
 
 
-def pca_sklearn(fit, trajectory, k):
-    """scikit-learn's PCA with the course's sign convention: an acceptable solution."""
-    from sklearn.decomposition import PCA
-
-    x = flat(fit).double().numpy()
-    pca = PCA(n_components=k, svd_solver="full").fit(x)
-    comps = sign_fix(torch.as_tensor(pca.components_))
-    coords = (trajectory - torch.as_tensor(pca.mean_)) @ comps.T
-    return coords, torch.as_tensor(pca.explained_variance_ratio_)
+def pca_standardised(fit, trajectory, k):
+    x = flat(fit).double()
+    mean, std = x.mean(0), x.std(0)
+    _, s, vt = torch.linalg.svd((x - mean) / std, full_matrices=False)
+    return ((trajectory - mean) / std) @ sign_fix(vt[:k]).T, s[:k] ** 2 / (s**2).sum()
 
 
-def test_reference_pca_passes():
-    check_pca_projection(reference_pca_project)
-    check_pca_projection(reference_pca_project, seed=31)
-    check_pca_projection(pca_sklearn)
-    check_pca_projection(pca_variant())
+def pca_first_entry_sign(fit, trajectory, k):
+    x = flat(fit).double()
+    mean = x.mean(0)
+    _, s, vt = torch.linalg.svd(x - mean, full_matrices=False)
+    comps = vt[:k] * vt[:k, :1].sign()
+    return (trajectory - mean) @ comps.T, s[:k] ** 2 / (s**2).sum()
 
 
-@pytest.mark.parametrize(
-    ("wrong", "message"),
-    [
-        (pca_variant(centre_fit=False, centre_traj="none"), "subtract the mean of the fitted"),
-        (pca_variant(centre_traj="none"), "subtract the long run's mean from the trajectory"),
-        (pca_variant(centre_traj="own"), "not with its own mean"),
-        (pca_fit_on_trajectory, "you fitted them on the trajectory itself"),
-        (pca_variant(columns=True), "the components are the rows of Vᵀ"),
-        (pca_eigh_ascending, "eigenvalues in ascending order"),
-        (pca_variant(sign=False), "have the wrong sign"),
-        (pca_variant(ratio="unsquared"), "the square of its singular value"),
-        (pca_variant(ratio="first_k"), "not of the first n_components only"),
-        (
-            lambda fit, traj, k: (
-                reference_pca_project(fit, traj, k)[0].T,
-                reference_pca_project(fit, traj, k)[1],
-            ),
-            "Transpose it",
-        ),
-        (lambda fit, traj, k: reference_pca_project(fit, traj, k)[0], "must return the pair"),
-        (
-            lambda fit, traj, k: (reference_pca_project(fit, traj, k)[0], torch.ones(k + 1)),
-            "explained_variance_ratio of shape",
-        ),
-        (
-            lambda fit, traj, k: (reference_pca_project(fit, traj, k)[0].numpy(), np.ones(k)),
-            "must return a torch.Tensor",
-        ),
-        (
-            lambda fit, traj, k: (
-                reference_pca_project(fit, traj, k)[0],
-                reference_pca_project(fit, traj, k)[1] * 0.9,
-            ),
-            "the coordinates are right but the explained-variance ratio is not",
-        ),
-        (
-            lambda fit, traj, k: (
-                reference_pca_project(fit, traj, k)[0] * 1.1,
-                reference_pca_project(fit, traj, k)[1],
-            ),
-            "the coordinates differ from the projection",
-        ),
-        (
-            lambda fit, traj, k: reference_pca_project(fit.sub_(fit.mean()), traj, k),
-            "changed its argument fit_activity in place",
-        ),
-        (lambda fit, traj, k: torch.linalg.svd(fit), "raised RuntimeError|must return the pair"),
-        (not_implemented, "is not implemented yet"),
-    ],
-)
-def test_wrong_pca_projections_are_rejected_with_their_message(wrong, message):
-    with pytest.raises(AssertionError, match=message):
-        check_pca_projection(wrong)
+CORRECT_PCAS = [reference_pca_project, pca_variant(), pca_variant(dtype=torch.float32),
+                pca_eigh, pca_loops, pca_sklearn]
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("fn", CORRECT_PCAS)
+def test_correct_pca_projections_pass(fn, seed):
+    check_pca_projection(fn, seed=seed)
+
+
+def ref_coords(fit, traj, k):
+    return reference_pca_project(fit, traj, k)[0]
+
+
+def ref_ratio(fit, traj, k):
+    return reference_pca_project(fit, traj, k)[1]
+
+
+WRONG_PCAS = [
+    (pca_variant(centre_fit=False, centre_traj="none"), "subtract the mean of the fitted",
+     "not_centred"),
+    (pca_variant(centre_traj="none"), "subtract the long run's mean from the trajectory",
+     "trajectory_not_centred"),
+    (pca_variant(centre_traj="own"), "not with its own mean", "trajectory_own_mean"),
+    (pca_fit_on_trajectory, "you fitted them on the trajectory itself", "fitted_on_trajectory"),
+    (pca_variant(columns=True), "the components are the rows of Vᵀ", "columns_of_vh"),
+    (pca_eigh_ascending, "eigenvalues in ascending order", "eigh_ascending"),
+    (pca_standardised, "do not divide each unit by its standard deviation", "standardised"),
+    (pca_variant(sign=False), "have the wrong sign", "sign_not_fixed"),
+    (pca_first_entry_sign, "have the wrong sign", "sign_not_fixed"),
+    (pca_variant(ratio="unsquared"), "the square of its singular value", "ratio_not_squared"),
+    (pca_variant(ratio="first_k"), "not of the first n_components only", "ratio_of_kept_only"),
+    (pca_variant(ratio="variance"), "divide the variances S\\[:k\\]² by the total variance",
+     "ratio_not_normalised"),
+    (lambda fit, traj, k: (ref_coords(fit, traj, k), ref_ratio(fit, traj, k) + 0.01),
+     "the coordinates are right but the explained-variance ratio", "ratio_wrong"),
+    (lambda fit, traj, k: (ref_coords(fit, traj, k) * 1.1, ref_ratio(fit, traj, k)),
+     "the coordinates differ from the projection", "coordinates_wrong"),
+    (lambda fit, traj, k: (ref_coords(fit, traj, k).T, ref_ratio(fit, traj, k)),
+     "Transpose it", "coordinates_transposed"),
+    (ref_coords, "must return the pair", "not_a_pair"),
+    (lambda fit, traj, k: torch.linalg.svd(fit), "must return the pair", "not_a_pair"),
+]
+
+
+@pytest.mark.parametrize(("wrong", "message", "mistake"), WRONG_PCAS)
+def test_wrong_pca_projections_are_rejected_with_their_message(wrong, message, mistake):
+    assert_rejected(check_pca_projection, wrong, message, f"analysing_networks.pca_{mistake}")
+
+
+COMMON_PCAS = [
+    (lambda fit, traj, k: (ref_coords(fit, traj, k), torch.ones(k + 1)),
+     "explained_variance_ratio of shape", "wrong_shape"),
+    (lambda fit, traj, k: (ref_coords(fit, traj, k).numpy(), np.ones(k)), "got numpy.ndarray",
+     "wrong_type"),
+    (lambda fit, traj, k: (ref_coords(fit, traj, k), ref_ratio(fit, traj, k).tolist()),
+     "got builtins.list", "wrong_type"),
+    (lambda fit, traj, k: (ref_coords(fit, traj, k).as_subclass(Agreeable),
+                           ref_ratio(fit, traj, k)), "subclass", "tensor_subclass"),
+    (lambda fit, traj, k: reference_pca_project(fit.sub_(fit.mean()), traj, k),
+     "changed its argument fit in place", "in_place"),
+    (lambda fit, traj, k: torch.pca_lowrank(flat(fit), q=k), "global random", "global_rng"),
+    (not_implemented, "is not implemented yet", "not_implemented"),
+]
+
+
+@pytest.mark.parametrize(("wrong", "message", "mistake"), COMMON_PCAS)
+def test_pca_results_of_the_wrong_kind_are_rejected(wrong, message, mistake):
+    assert_rejected(check_pca_projection, wrong, message, f"common.{mistake}")
 
 
 def test_checkers_write_nothing_to_stderr(capfd):
@@ -300,3 +423,14 @@ def test_checkers_write_nothing_to_stderr(capfd):
     check_max_activation(analysis.max_activation)
     check_pca_projection(reference_pca_project)
     assert capfd.readouterr().err == ""
+
+
+def test_patching_torch_in_an_answer_cell_changes_nothing(monkeypatch):
+    """Expected values and data come from private references: patched torch functions
+    neither make a wrong answer right nor change the checker's cases."""
+    monkeypatch.setattr(torch, "allclose", lambda *a, **k: True)
+    monkeypatch.setattr(torch, "equal", lambda *a, **k: True)
+    monkeypatch.setattr(torch, "randn", lambda *a, **k: torch.zeros(a[0]))
+    monkeypatch.setattr(torch, "where", lambda c, x, y: y)
+    with pytest.raises(AssertionError, match="unit 0 never activates"):
+        check_selectivity_index(analysis.selectivity_index)
