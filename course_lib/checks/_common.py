@@ -133,9 +133,10 @@ def call(fn, *args, what: str, allow_in_place: bool = False, uses_global_rng: bo
         _set_rng_state(rng)
     if rng_changed and not uses_global_rng:
         fail("common.global_rng", f"{what} used or reseeded torch's global random generator "
-             "(torch.manual_seed, or torch.rand/randn/randperm without generator=): use the "
-             "seed or the torch.Generator it is given, so that results are reproducible and "
-             "nothing else in the notebook is affected.")
+             "(torch.manual_seed, torch.rand/randn/randperm without generator=, or a randomised "
+             "routine such as torch.pca_lowrank): draw random numbers only from the seed or "
+             "torch.Generator the function is given, and compute everything else exactly, so "
+             "that results are reproducible and nothing else in the notebook is affected.")
     if not allow_in_place:
         for (name, snapshot), (_, value) in zip(before, _argument_names(fn, args, kwargs),
                                                     strict=True):
