@@ -161,6 +161,9 @@ def l1_subclass(weights, beta):
          "brain_like_costs.negative_coefficient_accepted", r"beta=-0.1\) should raise ValueError"),
         (lambda ws, b: b * sum(w.abs().sum() for w in _tensors(ws)) if b >= 0 else 1 / 0,
          "brain_like_costs.negative_coefficient_wrong_error", "raised ZeroDivisionError"),
+        # a cap the instructions never ask for, reached only by large weights
+        (_l1(lambda ws, b: b * sum(w.abs().clamp(max=5.0).sum() for w in ws)),
+         "brain_like_costs.values_limited", "do not clamp, cap or round"),
         (not_implemented, "common.not_implemented", "is not implemented yet"),
     ],
 )
@@ -213,6 +216,8 @@ def l2_zero_beta_rejected(rates, beta):
     [
         (_l2(lambda r, b: b * r.pow(2).mean()), "brain_like_costs.l2_mean_over_units",
          "sum over the units"),
+        (_l2(lambda r, b: b * r.clamp(-5, 5).pow(2).sum(-1).mean()),
+         "brain_like_costs.values_limited", "do not clamp, cap or round"),
         (_l2(lambda r, b: b * r.pow(2).sum()), "brain_like_costs.l2_sum_over_batch_and_time",
          "average over the batch and over time"),
         (_l2(lambda r, b: b * r.pow(2).sum(dim=(0, 2)).mean()),
@@ -341,6 +346,12 @@ def two_d_only(w, lam):
          "like weight decay"),
         (_st(lambda w, lam: torch.sign(w) * torch.clamp(w.abs() - lam, 0, 1)),
          "brain_like_costs.threshold_wrong_value", "should be sign"),
+        (_st(lambda w, lam: torch.sign(w) * torch.clamp(w.abs() - lam, 0, 100)),
+         "brain_like_costs.values_limited", "do not clamp, cap or round"),
+        (_st(lambda w, lam: w if lam == 0 else sparsity.soft_threshold(w, lam)),
+         "brain_like_costs.threshold_returns_input", "returned w itself"),
+        (_st(lambda w, lam: w.view_as(w) if lam == 0 else sparsity.soft_threshold(w, lam)),
+         "brain_like_costs.threshold_returns_input", "not a new tensor"),
         (in_place, "common.in_place", "changed its argument w in place"),
         (almost_zero, "brain_like_costs.threshold_not_exact_zero", "must become exactly 0"),
         (multiplicative, "common.not_finite", "contains NaN or inf"),

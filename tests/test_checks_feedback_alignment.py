@@ -93,6 +93,12 @@ def in_place(delta, weight, feedback, a):
     [
         (lambda d, w, b, a: (d @ w) * slope(a), "feedback_alignment.hidden_error_through_weight",
          "went down through W\\^T .*through the fixed random feedback B"),
+        # a cap on the error, reached only by large errors
+        (lambda d, w, b, a: (d.clamp(-3, 3) @ b.T) * slope(a), "feedback_alignment.values_limited",
+         "do not clamp, cap or round"),
+        # float64 inside, returned as float64 for float32 arguments
+        (lambda d, w, b, a: (d.double() @ b.T.double()) * slope(a.double()), "common.wrong_dtype",
+         "dtype torch.float64 but should have dtype torch.float32"),
         (lambda d, w, b, a: d @ b.T, "feedback_alignment.hidden_error_no_derivative",
          "derivative tanh'\\(a\\) = 1 - tanh\\(a\\)\\^2 is missing"),
         (lambda d, w, b, a: (d @ b.T) * (1 - a**2),
@@ -411,6 +417,8 @@ def squeezed_batch(x, target, w1, w2, feedback):
     ("wrong", "mistake", "message"),
     [
         (backprop, "feedback_alignment.updates_backprop", "through W2\\^T: that is backprop"),
+        (lambda *args: tuple(d.double() for d in reference_fa_updates(*args)), "common.wrong_dtype",
+         r"\(dW1\) has dtype torch.float64 but should have dtype torch.float32"),
         (updates_no_slope, "feedback_alignment.updates_no_derivative",
          "missing the derivative of tanh"),
         (updates_sign_flip, "feedback_alignment.updates_sign_flipped", "wrong sign"),

@@ -197,6 +197,9 @@ def two_d_only(p):
 @pytest.mark.parametrize(
     ("wrong", "mistake", "message"),
     [
+        # float64 inside, but the result always float32
+        (lambda p: torch.linalg.norm(difference(p.double()), dim=-1).float(),
+         "common.wrong_dtype", "dtype torch.float32 but should have dtype torch.float64"),
         (lambda p: difference(p).pow(2).sum(-1), "spatial_embedding.distance_squared",
          "these are SQUARED distances"),
         (lambda p: difference(p).abs().sum(-1), "spatial_embedding.distance_manhattan",
@@ -272,6 +275,11 @@ def zero_beta_rejected(w, d, b):
     ("wrong", "mistake", "message"),
     [
         (_pen(lambda w, d, b: b * (w * d).sum()), "spatial_embedding.penalty_no_abs", "take |W|"),
+        # caps the instructions never ask for, reached only by large values
+        (_pen(lambda w, d, b: b * (w.abs() * d.clamp(max=10.0)).sum()),
+         "spatial_embedding.values_limited", "do not clamp, cap or round"),
+        (_pen(lambda w, d, b: b * (w.abs().clamp(max=10.0) * d).sum()),
+         "spatial_embedding.values_limited", "do not clamp, cap or round"),
         (_pen(lambda w, d, b: b * (w * w * d).sum()), "spatial_embedding.penalty_squared",
          r"use \|W\|, not W²"),
         (_pen(lambda w, d, b: b * (w.abs() @ d).sum()), "spatial_embedding.penalty_matrix_product",
@@ -390,11 +398,22 @@ def test_the_swap_example_is_sinh_1():
     assert torch.allclose(regularisers.communicability(swap), expected)
 
 
+def communicability_clamped_strength(weight):
+    """A floor on the strengths: right for ordinary weights, wrong for weak ones."""
+    magnitude = weight.abs()
+    strength = magnitude.sum(dim=0)
+    inv = torch.where(strength > 0, strength.clamp_min(1e-3).rsqrt(), 0.0)
+    comm = torch.linalg.matrix_exp(inv[:, None] * magnitude * inv[None, :])
+    return comm - torch.diag_embed(comm.diagonal())
+
+
 @pytest.mark.parametrize(
     ("wrong", "mistake", "message"),
     [
         (_comm(zero_diagonal=False), "spatial_embedding.communicability_diagonal_kept",
          "the diagonal .* must be set to 0"),
+        (communicability_clamped_strength, "spatial_embedding.values_limited",
+         "weights of size about 0.0001"),
         (_comm(normalise=False), "spatial_embedding.communicability_not_normalised",
          r"normalise before the exponential"),
         (_comm(strength_dim=1), "spatial_embedding.communicability_in_strength",

@@ -99,6 +99,29 @@ def _signed(shape, generator, dtype=_float64, zeros: bool = False) -> torch.Tens
     return values.to(dtype)
 
 
+def _wide(shape, generator, dtype=_float64) -> torch.Tensor:
+    """Signed entries whose magnitudes span 1e-3 to 1e3: values that reach any clamp or
+    cap an answer might add (the instructions ask for none)."""
+    exponent = _rand(shape, generator=generator, dtype=_float64) * 6 - 3
+    sign = _where(_rand(shape, generator=generator) < 0.5, -1.0, 1.0).to(_float64)
+    return (sign * 10.0 ** exponent).to(dtype)
+
+
+def _unlimited(check_case, *args, name: str, **kwargs) -> None:
+    """Run ``check_case`` on a case with very small and very large values; a wrong value
+    there (after the ordinary cases passed) is a clamp or a cap the instructions never
+    asked for."""
+    try:
+        check_case(*args, **kwargs)
+    except CheckFailure as failure:
+        if not failure.mistake.endswith("wrong_value"):
+            raise
+        fail("brain_like_costs.values_limited",
+             f"{failure.message} The answer is right for values of ordinary size but wrong "
+             f"when {name} are very small or very large (magnitudes from 0.001 to 1000): do "
+             "not clamp, cap or round anything; the formula has no limit.")
+
+
 def _beta(generator) -> float:
     return round(float(_rand(1, generator=generator)) * 0.9 + 0.1, 3)
 
@@ -191,6 +214,8 @@ def check_l1_weights(l1_weights, seed: int = 0) -> None:
     _check_l1_case(l1_weights, [_signed((), rng)], _beta(rng), "tensor")
     # float32 weights, a 3-D tensor (a stack of matrices), and beta = 0 (no penalty)
     weights = [_signed((3, 2, 4), rng, _float32, zeros=True), _signed((5, 3), rng, _float32)]
+    _unlimited(_check_l1_case, l1_weights, [_wide((4, 5), rng), _wide((3,), rng)],
+               _beta(rng), "list", name="weights")
     _check_l1_case(l1_weights, weights, _beta(rng), "list", tol=1e-5)
     _check_l1_case(l1_weights, [_signed((4, 3), rng), _signed((3,), rng)], 0.0, "list")
     # the example printed in the test cell
@@ -290,6 +315,7 @@ def check_l2_rates(l2_rates, seed: int = 0) -> None:
     for shape in ((1, 3, 4), (6, 1, 3)):  # one time step; one trial
         _check_l2_case(l2_rates, _randn(shape, generator=rng, dtype=_float64), _beta(rng))
     _check_l2_case(l2_rates, _randn((4, 3, 5), generator=rng), _beta(rng), tol=1e-5)
+    _unlimited(_check_l2_case, l2_rates, _wide((3, 2, 5), rng), _beta(rng), name="rates")
     _check_l2_case(l2_rates, _randn((3, 2, 4), generator=rng, dtype=_float64), 0.0)
     _check_l2_case(l2_rates, _randn((3, 2, 4), generator=rng, dtype=_float64) * 0, 0.5)
     # the examples printed in the test cell
@@ -340,9 +366,16 @@ def _threshold_mistakes(w, lam):
 
 def _check_threshold_case(soft_threshold, w, lam) -> None:
     what = f"soft_threshold(w of shape {tuple(w.shape)} and dtype {w.dtype}, lam={lam})"
-    out = _zero_allowed(soft_threshold, (w.clone(), lam), what, "lam") if lam == 0 else \
-        call(soft_threshold, w.clone(), lam, what=what)
-    out = tensor(out, what, shape=tuple(w.shape), dtype=w.dtype)
+    argument = w.clone()
+    out = _zero_allowed(soft_threshold, (argument, lam), what, "lam") if lam == 0 else \
+        call(soft_threshold, argument, lam, what=what)
+    out = tensor(out, what, shape=tuple(w.shape), dtype=w.dtype, keep_graph=True)
+    if out.untyped_storage().data_ptr() == argument.untyped_storage().data_ptr():
+        fail("brain_like_costs.threshold_returns_input",
+             f"{what} returned w itself (or a view of it), not a new tensor: whoever changes "
+             "the result would change w too. Return a new tensor (e.g. `w.clone()` when "
+             "nothing changes).")
+    out = out.detach().clone()
     expected = _expected_soft_threshold(w, lam)
     tol = 1e-6 if w.dtype == _float64 else 1e-5
     if close(out, expected, tol):
@@ -372,6 +405,9 @@ def check_soft_threshold(soft_threshold, seed: int = 0) -> None:
         w.view(-1)[1] = -lam  # exactly on the threshold
         _check_threshold_case(soft_threshold, w, lam)
     _check_threshold_case(soft_threshold, _randn((4, 5), generator=rng), 0.3)  # float32
+    for lam in (0.002, 20.0):
+        _unlimited(_check_threshold_case, soft_threshold, _wide((5, 6), rng), lam,
+                   name="the weights or lam")
     w = _randn((3, 4), generator=rng, dtype=_float64)
     w[0, 0] = 0.0  # lam = 0 leaves every weight, also a zero one, as it is
     _check_threshold_case(soft_threshold, w, 0.0)

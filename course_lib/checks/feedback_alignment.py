@@ -33,6 +33,7 @@ from course_lib.checks._common import (
 _Generator = torch.Generator
 _Tensor = torch.Tensor
 _randn = torch.randn
+_rand = torch.rand
 _tanh = torch.tanh
 _clamp = torch.clamp
 _as_tensor = torch.tensor
@@ -105,7 +106,7 @@ def _check_hidden_error_case(fa_hidden_error, delta, weight, feedback, a) -> Non
             f"feedback {tuple(feedback.shape)}, pre_activation {tuple(a.shape)})")
     out = call(fa_hidden_error, delta.clone(), weight.clone(), feedback.clone(), a.clone(),
                what=what)
-    out = tensor(out, what)
+    out = tensor(out, what, dtype=delta.dtype)
     expected = reference_fa_hidden_error(delta, weight, feedback, a)
     if tuple(out.shape) != (batch, n_in):
         fail("feedback_alignment.hidden_error_wrong_shape",
@@ -135,6 +136,20 @@ def check_fa_hidden_error(fa_hidden_error, seed: int = 0) -> None:
         feedback = _randn(n_in, n_out, generator=rng, dtype=dtype)
         a = _randn(batch, n_in, generator=rng, dtype=dtype) * 1.5
         _check_hidden_error_case(fa_hidden_error, delta, weight, feedback, a)
+    # errors and pre-activations of every size (magnitudes 1e-3 to 1e3): no clamp or cap
+    delta = _randn(3, 4, generator=rng, dtype=_float64) * 10.0 ** (
+        _rand(3, 4, generator=rng, dtype=_float64) * 6 - 3)
+    a = _randn(3, 5, generator=rng, dtype=_float64) * 4
+    try:
+        _check_hidden_error_case(fa_hidden_error, delta, _randn(4, 5, generator=rng,
+                                 dtype=_float64), _randn(5, 4, generator=rng, dtype=_float64), a)
+    except CheckFailure as failure:
+        if failure.mistake != "feedback_alignment.hidden_error_wrong_value":
+            raise
+        fail("feedback_alignment.values_limited",
+             f"{failure.message} The answer is right for errors of ordinary size but wrong for "
+             "very small or very large ones (and pre-activations up to about 10): do not clamp, "
+             "cap or round anything; the formula has no limit.")
     # the example printed in the test cell
     _check_hidden_error_case(
         fa_hidden_error,
@@ -360,7 +375,9 @@ def _updates(fa_updates, args, what):
         fail("feedback_alignment.updates_not_a_pair",
              f"{what} must return a pair (dW1, dW2), got {type(out).__name__}"
              + (f" of length {len(out)}" if type(out) in (tuple, list) else "") + ".")
-    return tensor(out[0], f"{what}[0] (dW1)"), tensor(out[1], f"{what}[1] (dW2)")
+    dtype = args[2].dtype  # the updates are subtracted from the weights: keep their dtype
+    return (tensor(out[0], f"{what}[0] (dW1)", dtype=dtype),
+            tensor(out[1], f"{what}[1] (dW2)", dtype=dtype))
 
 
 def _check_updates_case(fa_updates, x, target, w1, w2, feedback) -> None:

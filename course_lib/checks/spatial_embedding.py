@@ -190,7 +190,8 @@ _GRAM_HINT = (
 def _check_distance_case(distance_matrix, positions, tol: float) -> None:
     n, dims = positions.shape
     what = f"distance_matrix(positions of shape ({n}, {dims}) and dtype {positions.dtype})"
-    out = tensor(call(distance_matrix, positions.clone(), what=what), what, finite=False)
+    out = tensor(call(distance_matrix, positions.clone(), what=what), what, finite=False,
+                 dtype=positions.dtype)
     expected = reference_distance_matrix(positions.to(_float64))
     if tuple(out.shape) != (n, n):
         hint = ""
@@ -240,6 +241,21 @@ def check_distance_matrix(distance_matrix, seed: int = 0) -> None:
 
 
 # ---------------------------------------------------------------- part 3: distance penalty
+
+
+def _unlimited(check_case, *args, name: str) -> None:
+    """Run ``check_case`` on a case with very small and very large values; a wrong value
+    there (after the ordinary cases passed) is a clamp or a cap the instructions never
+    asked for."""
+    try:
+        check_case(*args)
+    except CheckFailure as failure:
+        if not failure.mistake.endswith("wrong_value"):
+            raise
+        fail("spatial_embedding.values_limited",
+             f"{failure.message} The answer is right for values of ordinary size but wrong "
+             f"when {name} are very small or very large: do not clamp, cap or round anything "
+             "(and add no epsilon); the formula has no limit.")
 
 
 def _penalty_mistakes(weight, distances, beta):
@@ -326,6 +342,12 @@ def check_distance_penalty(distance_penalty, seed: int = 0) -> None:
         beta = 0.0 if index == 2 else round(float(_rand(1, generator=rng)) * 0.9 + 0.1, 3)
         _check_penalty_case(distance_penalty, weight, distances, beta,
                             1e-5 if dtype == _float32 else 1e-6)
+    # weights and distances far from 1 (magnitudes 1e-3 to 1e3) reach any clamp or cap
+    weight = _signed((5, 5), rng) * 10.0 ** (_rand(5, 5, generator=rng, dtype=_float64) * 6 - 3)
+    layout = _rand(5, 2, generator=rng, dtype=_float64) * 10.0 ** (
+        _rand(5, 1, generator=rng, dtype=_float64) * 6 - 3)
+    _unlimited(_check_penalty_case, distance_penalty, weight,
+               reference_distance_matrix(layout), 0.5, name="weights or distances")
     # the example printed in the test cell
     _check_penalty_case(distance_penalty, _as_tensor([[0.0, -2.0], [1.0, 0.0]]),
                         _as_tensor([[0.0, 5.0], [5.0, 0.0]]), 0.1)
@@ -464,6 +486,12 @@ def check_communicability(communicability, seed: int = 0) -> None:
         weight = _signed((n, n), rng, _float32 if index == 3 else _float64, zeros=0.3)
         weight[0, 1] = 0.9  # at least one synapse in column 1 so the case is not degenerate
         _check_communicability_case(communicability, weight, f", dtype {weight.dtype}")
+    # C does not change when W is scaled (|W_ij| / sqrt(s_i s_j)): very weak and very
+    # strong synapses reach any clamp or epsilon on the strengths
+    weight = _signed((5, 5), rng)
+    for scale in (1e-4, 1e3):
+        _unlimited(_check_communicability_case, communicability, weight * scale,
+                   f" with all weights of size about {scale:g}", name="the weights")
     # a unit with no outgoing synapse (column of zeros): 0^-1/2 is taken as 0
     weight = _signed((4, 4), rng)
     weight[:, 2] = 0.0
