@@ -79,6 +79,7 @@ def cmd_check(args, course: Course, log: logging.Logger) -> int:
         f"\n{len(assignments)} assignment(s): "
         + ("all checks passed." if not failures else f"{len(failures)} check(s) failed.")
     )
+    print(_sandbox_summary(limits))
     return EXIT_FAILED if failures else 0
 
 
@@ -115,16 +116,30 @@ def cmd_export(args, course: Course, log: logging.Logger) -> int:
 
 def _limits(args, course: Course):
     from course_lib.grading.limits import Limits
+    from course_lib.grading.sandbox import sandbox_problem
 
     try:
-        return Limits.from_config(
+        limits = Limits.from_config(
             course.config,
             memory_mb=getattr(args, "memory_limit", None),
             wall_time=getattr(args, "wall_time", None),
             workers=args.workers,
+            sandbox=not args.no_sandbox,
         )
     except ValueError as error:
         raise CourseError(str(error)) from None
+    if limits.sandbox:  # refuse before anything is graded or recorded
+        problem = sandbox_problem()
+        if problem:
+            raise CourseError(problem)
+    return limits
+
+
+def _sandbox_summary(limits) -> str:
+    if limits.sandbox:
+        return "Each kernel ran in the bubblewrap sandbox."
+    return ("WARNING: graded WITHOUT the sandbox (--no-sandbox): the students' code ran as "
+            "your user, with your files and the network within reach.")
 
 
 def cmd_autograde(args, course: Course, log: logging.Logger) -> int:
@@ -164,6 +179,7 @@ def cmd_autograde(args, course: Course, log: logging.Logger) -> int:
         f"{sum(o.status == 'skipped' for o in outcomes)} skipped, with {limits.workers} "
         f"workers, {limits.memory_mb} MiB and {limits.wall_time:g} s per submission."
     )
+    print(_sandbox_summary(limits))
     if flagged:
         print(f"Flagged for review in the formgrader: {', '.join(flagged)}.")
     if tampered:
@@ -176,6 +192,14 @@ def cmd_autograde(args, course: Course, log: logging.Logger) -> int:
 
 
 # ------------------------------------------------------------------ parser
+
+
+def _add_no_sandbox(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--no-sandbox", action="store_true",
+        help="run the kernels without bubblewrap (only where it cannot be installed; "
+             "the summary says so): students' code then sees your files and the network",
+    )
 
 
 def _add_progress(parser: argparse.ArgumentParser) -> None:
@@ -214,6 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("assignment", nargs="*", metavar="ASSIGNMENT")
     check.add_argument("--workers", type=int, default=None, metavar="N",
                        help="submissions graded at the same time (default: one per core)")
+    _add_no_sandbox(check)
     _add_progress(check)
     check.set_defaults(handler=cmd_check)
 
@@ -234,8 +259,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="grade every submission of an assignment, in parallel",
         description=(
             "Grade every submitted/<student>/ASSIGNMENT/ with nbgrader, several students at "
-            "a time, each in a private copy of the course with a memory and a wall-time "
-            "limit. Ends with the gradebook that sequential `nbgrader autograde` gives. "
+            "a time, each in a private copy of the course with memory, disk, output and "
+            "wall-time limits, the student's kernel in a bubblewrap sandbox (refused "
+            "where bubblewrap cannot run, unless --no-sandbox). Ends with the gradebook "
+            "that sequential `nbgrader autograde` gives. "
             "Defaults come from c.SubmissionLimits in nbgrader_config.py."
         ),
     )
@@ -260,6 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--force", action="store_true",
         help="regrade submissions that are already autograded",
     )
+    _add_no_sandbox(grade)
     _add_progress(grade)
     grade.set_defaults(handler=cmd_autograde)
 

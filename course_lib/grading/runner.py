@@ -7,29 +7,33 @@ folder (mode 0700)::
     <job>/course/<source>/<assignment>/      the assignment's non-notebook files only
     <job>/course/<submitted>/<student>/<assignment>/   this student's submission only
     <job>/course/gradebook.db                the assignments, no student (see record)
-    <job>/home, <job>/tmp, <job>/runtime     HOME, TMPDIR and Jupyter's runtime dir
+    <job>/private/home, <job>/private/tmp    the kernel's HOME and TMPDIR
+    <job>/private/work                       the kernel's working folder (a copy)
+    <job>/runtime, <job>/worker.log, <job>/kernel.log
 
 and grades it in a process of its own, forked from the ``course`` process and confined
-as `limits` describes, while at most ``workers`` such processes run at once. The
-kernel's working directory is the private ``autograded/<student>/<assignment>/``, so
-relative paths (``../../../gradebook.db``), ``~`` and temporary files all land in the
-private folder, which is deleted afterwards. The parent merges each result into the
-real course (`record`), one submission at a time, while the others keep running.
+as `limits` describes, while at most ``workers`` such processes run at once. The parent
+merges each result into the real course (`record`), one submission at a time, while the
+others keep running.
 
-What this does **not** give, without OS-level sandboxing (a container, another Unix
-user, or Linux namespaces): the student's code runs as the instructor's user, so it can
-still open files by **absolute path** -- the real course directory (its location is
-visible, e.g. in ``course_lib.__file__`` for an editable install), other private
-folders under the same temporary directory, the network. The private copy keeps honest
-mistakes and relative-path accidents away from other students and the gradebook, and the
-parent detects a gradebook changed behind its back; for adversarial students, run the
-``course`` command itself inside a container that sees only the course directory.
+**The sandbox.** The grading process (nbgrader) runs here, outside; the student's kernel
+runs in bubblewrap (`sandbox`), which sees only the Python installations, a read-only
+snapshot of ``course_lib`` made once per run, and its private folders: not the course
+directory, other submissions, the gradebook, the instructor's HOME or this scratch
+folder. Without bubblewrap, `run_jobs` refuses unless ``Limits.sandbox`` is off
+(``course autograde --no-sandbox``); the kernel then runs as the instructor's user and
+can open files by absolute path.
+
+**What the parent trusts.** The result of a grading process comes through a pipe from
+that process, never from a file (the kernel could write one); a grading process that
+died, was killed or sent nothing is "not graded", whatever its folder holds. The parent
+also enforces the limits of the whole submission: wall time, memory of the whole tree
+(when no memory cgroup does it) and bytes written in the private folders.
 """
 
 from __future__ import annotations
 
 import gc
-import json
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -38,12 +42,25 @@ import tempfile
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from course_lib.grading.course import Course
-from course_lib.grading.limits import Limits, kill_tree
+import psutil
+
+from course_lib.grading.course import Course, CourseError
+from course_lib.grading.limits import (
+    Limits,
+    MemoryGroup,
+    end_orphans,
+    kill_tree,
+    set_child_subreaper,
+    tree_rss,
+)
 from course_lib.grading.record import remove_tree
+from course_lib.grading.sandbox import private_folder_size, sandbox_problem, snapshot_course_lib
+
+KERNEL_LOG_SHOWN = 64 * 1024  # bytes of the kernel's own output kept in the student's log
+WATCH_EVERY = 0.25  # seconds between two looks at the running submissions
 
 
 def _context():
@@ -93,6 +110,17 @@ def _seed_matplotlib_cache(destination: Path) -> None:
         shutil.copy2(cache, destination / cache.name)
 
 
+def _short_folder(parent: Path) -> str:
+    """A folder for the kernel's IPC sockets, with a path short enough for a Unix
+    socket (at most 107 bytes, with the socket's own name)."""
+    parent.mkdir(exist_ok=True)
+    folder = tempfile.mkdtemp(prefix="", dir=parent)
+    if len(folder) > 80:
+        os.rmdir(folder)
+        folder = tempfile.mkdtemp(prefix="course-ipc-", dir="/tmp")
+    return folder
+
+
 def prepare(course: Course, job: Job, template_db: Path, scratch: Path) -> dict:
     """Build the private course directory of one submission; return the worker's job."""
     from course_lib.grading.worker import host_paths
@@ -122,18 +150,22 @@ def prepare(course: Course, job: Job, template_db: Path, scratch: Path) -> dict:
     submission.parent.mkdir(parents=True, exist_ok=True)
     _copy_without_links(job.submission, submission)
     shutil.copy2(template_db, private / "gradebook.db")
-    for name in ("home", "tmp", "runtime"):
-        (work / name).mkdir()
-    _seed_matplotlib_cache(work / "home" / ".matplotlib")
+    (work / "runtime").mkdir()
+    for name in ("home", "tmp"):
+        (work / "private" / name).mkdir(parents=True)
+    _seed_matplotlib_cache(work / "private" / "home" / ".matplotlib")
     autograded = str(inside("autograded", job.student))
     return {
         "workdir": str(work),
         "course": str(private),
+        "private": str(work / "private"),
+        "ipc": _short_folder(scratch / "ipc"),
+        "hidden": [str(course.root), str(scratch)],
         "assignment": job.assignment,
         "student": job.student,
         "autograded": autograded,
         "log": str(work / "worker.log"),
-        "result": str(work / "result.json"),
+        "kernel_log": str(work / "kernel.log"),
         **host_paths(),
     }
 
@@ -150,29 +182,95 @@ def _explain(error: str, log: str) -> str:
     return lines[-1] if lines else "nbgrader failed without a message"
 
 
-def _result(job: Job, spec: dict, exitcode: int | None, seconds: float, timed_out: bool,
-            limits: Limits) -> JobResult:
+@dataclass
+class _Running:
+    """One submission being graded, as the parent watches it."""
+
+    job: Job
+    spec: dict
+    process: multiprocessing.Process
+    results: multiprocessing.connection.Connection  # reading end of the worker's pipe
+    start: float
+    baseline: int  # bytes in the private folders before grading
+    group: MemoryGroup | None
+    stopped: str = ""  # why the parent killed it, if it did
+    result: dict | None = field(default=None)
+
+
+def _read_log(spec: dict) -> str:
     log_path = Path(spec["log"])
     log = log_path.read_text(errors="replace") if log_path.exists() else ""
-    autograded = Path(spec["autograded"])
-    produced = autograded.is_dir() and any(autograded.glob("*.ipynb"))
-    if timed_out:
-        reason = f"stopped at the wall-time limit ({limits.wall_time:g} s)"
-        return JobResult(job, False, reason, seconds, None, log)
-    result_path = Path(spec["result"])
+    kernel_log = Path(spec["kernel_log"])
+    if kernel_log.exists() and kernel_log.stat().st_size:
+        with kernel_log.open("rb") as stream:
+            text = stream.read(KERNEL_LOG_SHOWN).decode("utf-8", "replace")
+        log += "\n--- the kernel's own output (written by the submission's code) ---\n" + text
+    return log
+
+
+def _receive(running: _Running) -> dict | None:
+    """The worker's result, if it sent one before it ended."""
     try:
-        result = json.loads(result_path.read_text())
-    except (OSError, ValueError):
-        result = None
-    if result is None:
-        if exitcode is not None and exitcode < 0:
+        if running.results.poll(0):
+            result = running.results.recv()
+            return result if isinstance(result, dict) else None
+    except (EOFError, OSError):
+        pass
+    return None
+
+
+def _result(running: _Running, seconds: float) -> JobResult:
+    job, spec, process = running.job, running.spec, running.process
+    log = _read_log(spec)
+    if running.stopped:
+        return JobResult(job, False, running.stopped, seconds, None, log)
+    memory_note = ""
+    if running.group is not None and running.group.killed_by_limit():
+        memory_note = (f"its processes used more than {spec['tree_memory_mb']} MiB together: "
+                       "the memory limit of the whole submission stopped some of them")
+    result = running.result
+    exitcode = process.exitcode
+    if result is None or exitcode != 0:
+        # a grading process that died is never read as graded, whatever its folder holds
+        if memory_note:
+            reason = memory_note
+        elif exitcode is not None and exitcode < 0:
             reason = f"the grading process was killed by signal {-exitcode}"
         else:
             reason = f"the grading process exited with status {exitcode} and no result"
         return JobResult(job, False, reason, seconds, None, log)
+    autograded = Path(spec["autograded"])
+    produced = autograded.is_dir() and any(autograded.glob("*.ipynb"))
     if not result.get("success") or not produced:
-        return JobResult(job, False, _explain(result.get("error", ""), log), seconds, None, log)
-    return JobResult(job, True, "", seconds, autograded, log)
+        reason = memory_note or _explain(str(result.get("error", "")), log)
+        return JobResult(job, False, reason, seconds, None, log)
+    return JobResult(job, True, memory_note, seconds, autograded, log)
+
+
+def _over_limit(running: _Running, limits: Limits, now: float) -> str:
+    """Why this submission must be stopped now, or ""."""
+    if now - running.start > limits.wall_time:
+        return f"stopped at the wall-time limit ({limits.wall_time:g} s)"
+    written = private_folder_size(Path(running.spec["workdir"])) - running.baseline
+    if written > limits.disk_mb * 2**20:
+        return (f"stopped: it wrote more than {limits.disk_mb} MiB in its folder "
+                "(disk limit; SubmissionLimits.disk_mb)")
+    if running.group is None and tree_rss(running.process.pid) > limits.tree_memory_mb * 2**20:
+        return (f"stopped: its processes used more than {limits.tree_memory_mb} MiB "
+                "together (memory limit of the whole submission)")
+    return ""
+
+
+def _job_spec(spec: dict, limits: Limits, packages: Path | None, group) -> dict:
+    spec.update(
+        memory_mb=limits.memory_mb, tree_memory_mb=limits.tree_memory_mb,
+        disk_mb=limits.disk_mb, cell_output_kb=limits.cell_output_kb,
+        notebook_output_kb=limits.notebook_output_kb, sandbox=limits.sandbox,
+        packages=str(packages) if packages else None,
+        cgroup=str(group.path) if group else None,
+        cgroup_version=group.version if group else None,
+    )
+    return spec
 
 
 def run_jobs(
@@ -185,7 +283,14 @@ def run_jobs(
     on_start: Callable[[Job], None] | None = None,
 ) -> None:
     """Grade every job, at most ``limits.workers`` at a time; call ``on_result`` (in this
-    thread, one at a time) as each finishes. Private folders are removed afterwards."""
+    thread, one at a time) as each finishes. Private folders are removed afterwards.
+    Raises CourseError when the sandbox is asked for and cannot run here."""
+    packages = None
+    if limits.sandbox:
+        problem = sandbox_problem()
+        if problem:
+            raise CourseError(problem)
+        packages = snapshot_course_lib(Path(tempfile.mkdtemp(prefix="packages-", dir=scratch)))
     context = _context()
     from course_lib.grading.worker import run
 
@@ -193,41 +298,68 @@ def run_jobs(
     gc.freeze()  # forked children then share the parent's objects instead of copying them
 
     pending = deque(jobs)
-    running: dict[int, tuple[Job, dict, multiprocessing.Process, float]] = {}
+    running: dict[int, _Running] = {}
+    # Orphans of a grading process that died come to this process, which ends them.
+    set_child_subreaper(True)
+    children_before = {child.pid for child in psutil.Process().children()}
 
     def fill() -> None:
         while pending and len(running) < limits.workers:
             job = pending.popleft()
             spec = prepare(course, job, template_db, scratch)
-            spec["memory_mb"] = limits.memory_mb
-            process = context.Process(target=run, args=(spec,), daemon=False)
+            group = MemoryGroup.create(
+                f"course-{os.getpid()}-{Path(spec['workdir']).name}",
+                limits.tree_memory_mb * 2**20,
+            ) if limits.memory_cgroup else None
+            _job_spec(spec, limits, packages, group)
+            results, channel = context.Pipe(duplex=False)
+            process = context.Process(target=run, args=(spec, channel), daemon=False)
             process.start()
-            running[process.sentinel] = (job, spec, process, time.monotonic())
+            channel.close()  # only the worker writes
+            baseline = private_folder_size(Path(spec["workdir"]))
+            running[process.sentinel] = _Running(
+                job, spec, process, results, time.monotonic(), baseline, group
+            )
             if on_start:
                 on_start(job)
+
+    def end(entry: _Running) -> None:
+        entry.results.close()
+        end_orphans(children_before | {e.process.pid for e in running.values()})
+        if entry.group is not None:
+            entry.group.kill_all()
+            entry.group.remove()
+        remove_tree(Path(entry.spec["workdir"]))
+        ipc = Path(entry.spec["ipc"])
+        if ipc.exists():
+            remove_tree(ipc)
 
     try:
         while pending or running:
             fill()
-            ready = multiprocessing.connection.wait(list(running), timeout=0.25)
+            ready = multiprocessing.connection.wait(list(running), timeout=WATCH_EVERY)
             now = time.monotonic()
             finished = []
-            for sentinel, (job, spec, process, start) in list(running.items()):
-                stopped = sentinel not in ready and now - start > limits.wall_time
-                if sentinel in ready or stopped:
-                    if stopped:  # at the time limit: the whole tree
-                        kill_tree(process.pid)
-                    process.join()
+            for sentinel, entry in list(running.items()):
+                if sentinel not in ready:
+                    entry.stopped = _over_limit(entry, limits, now)
+                if sentinel in ready or entry.stopped:
+                    entry.result = _receive(entry)
+                    if entry.stopped:  # at a limit: the whole tree
+                        kill_tree(entry.process.pid)
+                    entry.process.join()
+                    if entry.result is None:
+                        entry.result = _receive(entry)
                     del running[sentinel]
-                    finished.append(
-                        (_result(job, spec, process.exitcode, now - start, stopped, limits), spec)
-                    )
+                    finished.append((_result(entry, now - entry.start), entry))
             fill()  # the freed cores start on the next submissions while this one merges
-            for result, spec in finished:
+            for result, entry in finished:
                 on_result(result)
-                remove_tree(Path(spec["workdir"]))
+                end(entry)
     finally:
-        for _job, spec, process, _ in running.values():
-            kill_tree(process.pid)
-            process.join()
-            remove_tree(Path(spec["workdir"]))
+        for entry in list(running.values()):
+            kill_tree(entry.process.pid)
+            entry.process.join()
+            del running[entry.process.sentinel]
+            end(entry)
+        set_child_subreaper(False)
