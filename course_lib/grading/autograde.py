@@ -266,8 +266,11 @@ def autograde(
             fail(student, result.reason, check.summary(), result.log, result.seconds)
             return
         try:
-            notes = check.summary() + _record(course, assignment, student, result, expected,
-                                              source, check, recorders, log, watch)
+            # a graded run can still carry a warning (the memory limit stopped a process)
+            warning = [result.reason] if result.reason else []
+            notes = warning + check.summary() + _record(
+                course, assignment, student, result, expected, source, check, recorders,
+                log, watch)
             note_log(student, result.log)
             score, maximum = scores(course, assignment, student)
         except Exception as error:  # noqa: BLE001 - one student never stops the class
