@@ -1,5 +1,6 @@
-"""The assignment-01 checkers: the reference passes; each plausible mistake is rejected
-with its own message, in the student's terms."""
+"""The assignment-01 checkers: the reference and correct variants pass at several seeds;
+each plausible mistake is rejected with its own message and mistake id, in the student's
+terms."""
 
 from __future__ import annotations
 
@@ -10,10 +11,17 @@ from torch.nn.utils import parametrize
 
 from course_lib import connectivity
 from course_lib.checks import sparse_connectivity
-from course_lib.checks.sparse_connectivity import (
-    check_rate_rnn_step,
-    check_sparse_linear,
-)
+from course_lib.checks.sparse_connectivity import check_rate_rnn_step
+
+SEEDS = (0, 20261, 777)
+
+
+def rejects(check, wrong, mistake, message):
+    """``check(wrong)`` fails with ``mistake`` and a message matching ``message``."""
+    with pytest.raises(AssertionError, match=message) as excinfo:
+        check(wrong)
+    assert excinfo.value.mistake == mistake, excinfo.value
+
 
 # ------------------------------------------------------------------ part 1: the mask
 
@@ -27,19 +35,8 @@ def check_mask_module(cls, seed=0):
     sparse_connectivity.check_mask_module(cls, seed, allow_reference=True)
 
 
-def test_a_submission_may_not_use_the_reference():
-    with pytest.raises(AssertionError, match="reference implementation"):
-        sparse_connectivity.check_random_sparse_mask(connectivity.random_sparse_mask)
-    with pytest.raises(AssertionError, match="reference implementation"):
-        sparse_connectivity.check_random_sparse_mask(reference_mask)  # a wrapper
-    with pytest.raises(AssertionError, match="reference implementation"):
-        sparse_connectivity.check_mask_module(connectivity.Mask)
-
-    class Subclassed(connectivity.Mask):
-        pass
-
-    with pytest.raises(AssertionError, match="reference implementation"):
-        sparse_connectivity.check_mask_module(Subclassed)
+def check_sparse_linear(fn, seed=0):
+    sparse_connectivity.check_sparse_linear(fn, seed, allow_reference=True)
 
 
 def reference_mask(n_post, n_pre, density, seed=0, self_connections=True):
@@ -48,8 +45,58 @@ def reference_mask(n_post, n_pre, density, seed=0, self_connections=True):
     )
 
 
-def as_numpy(*args, **kwargs):
-    return reference_mask(*args, **kwargs).numpy()
+def test_a_submission_may_not_use_the_reference():
+    class Subclassed(connectivity.Mask):
+        pass
+
+    def built_on_reference(n_in, n_out, density, seed=0):
+        return connectivity.apply_mask(nn.Linear(n_in, n_out),
+                                       reference_mask(n_out, n_in, density, seed))
+
+    cases = [
+        (sparse_connectivity.check_random_sparse_mask, connectivity.random_sparse_mask),
+        (sparse_connectivity.check_random_sparse_mask, reference_mask),  # a wrapper
+        (sparse_connectivity.check_mask_module, connectivity.Mask),
+        (sparse_connectivity.check_mask_module, Subclassed),
+        (sparse_connectivity.check_sparse_linear, built_on_reference),
+    ]
+    for check, submission in cases:
+        rejects(check, submission, "sparse_connectivity.uses_reference", "reference implementation")
+
+
+def loop_mask(n_post, n_pre, density, seed=0, self_connections=True):
+    """A correct student version: shuffle the list of allowed (i, j) pairs."""
+    if density <= 0 or density > 1:
+        raise ValueError("density must be in (0, 1]")
+    pairs = [(i, j) for i in range(n_post) for j in range(n_pre) if self_connections or i != j]
+    g = torch.Generator()
+    g.manual_seed(seed)
+    order = torch.randperm(len(pairs), generator=g)
+    mask = torch.zeros(n_post, n_pre)
+    for k in order[: round(density * len(pairs))].tolist():
+        mask[pairs[k]] = 1
+    return mask
+
+
+def topk_mask(n_post, n_pre, density, seed=0, self_connections=True):
+    """A correct student version: the entries with the largest uniform scores."""
+    if not 0 < density <= 1:
+        raise ValueError("density must be in (0, 1]")
+    g = torch.Generator().manual_seed(seed)
+    scores = torch.rand(n_post, n_pre, generator=g)
+    if not self_connections:
+        scores.fill_diagonal_(-1.0)
+    n_allowed = n_post * n_pre - (0 if self_connections else n_post)
+    keep = scores.flatten().topk(round(density * n_allowed)).indices
+    mask = torch.zeros(n_post * n_pre)
+    mask[keep] = 1.0
+    return mask.reshape(n_post, n_pre)
+
+
+@pytest.mark.parametrize("fn", [reference_mask, loop_mask, topk_mask])
+@pytest.mark.parametrize("seed", SEEDS)
+def test_correct_masks_pass(fn, seed):
+    check_random_sparse_mask(fn, seed=seed)
 
 
 def transposed(n_post, n_pre, density, seed=0, self_connections=True):
@@ -79,14 +126,36 @@ def keeps_diagonal(n_post, n_pre, density, seed=0, self_connections=True):
     return reference_mask(n_post, n_pre, density, seed=seed, self_connections=True)
 
 
-def ignores_seed(n_post, n_pre, density, seed=0, self_connections=True):
-    return reference_mask(
-        n_post,
-        n_pre,
-        density,
-        seed=int(torch.randint(0, 10**6, (1,))),
-        self_connections=self_connections,
-    )
+def counts_diagonal(n_post, n_pre, density, seed=0, self_connections=True):
+    """round(density * n_post * n_pre) ones among the off-diagonal entries."""
+    if not 0 < density <= 1:
+        raise ValueError
+    allowed = torch.ones(n_post, n_pre, dtype=torch.bool)
+    if not self_connections:
+        allowed.fill_diagonal_(False)
+    index = allowed.flatten().nonzero().squeeze(1)
+    g = torch.Generator().manual_seed(seed)
+    chosen = index[torch.randperm(len(index), generator=g)[: round(density * n_post * n_pre)]]
+    mask = torch.zeros(n_post * n_pre)
+    mask[chosen] = 1
+    return mask.reshape(n_post, n_pre)
+
+
+def global_seed(n_post, n_pre, density, seed=0, self_connections=True):
+    torch.manual_seed(seed)
+    return reference_mask(n_post, n_pre, density, seed=seed, self_connections=self_connections)
+
+
+def global_rng(n_post, n_pre, density, seed=0, self_connections=True):
+    return reference_mask(n_post, n_pre, density, seed=int(torch.randint(0, 10**6, (1,))),
+                          self_connections=self_connections)
+
+
+def python_random(n_post, n_pre, density, seed=0, self_connections=True):
+    import random
+
+    return reference_mask(n_post, n_pre, density, seed=random.randrange(10**6),
+                          self_connections=self_connections)
 
 
 def constant_seed(n_post, n_pre, density, seed=0, self_connections=True):
@@ -109,6 +178,32 @@ def contiguous_block(n_post, n_pre, density, seed=0, self_connections=True):
     return mask.reshape(n_post, n_pre)
 
 
+def _per_line(n_lines, n_other, density, seed, self_connections):
+    """Spread the ones as evenly as possible over the lines: shuffled within each line."""
+    if not 0 < density <= 1:
+        raise ValueError
+    n_allowed = n_lines * n_other - (0 if self_connections else n_lines)
+    total = round(density * n_allowed)
+    g = torch.Generator().manual_seed(seed)
+    mask = torch.zeros(n_lines, n_other)
+    line_order = torch.randperm(n_lines, generator=g).tolist()
+    for rank, line in enumerate(line_order):
+        k = total // n_lines + (1 if rank < total % n_lines else 0)
+        candidates = [j for j in range(n_other) if self_connections or j != line]
+        picks = torch.randperm(len(candidates), generator=g)[:k].tolist()
+        for p in picks:
+            mask[line, candidates[p]] = 1
+    return mask
+
+
+def fixed_per_row(n_post, n_pre, density, seed=0, self_connections=True):
+    return _per_line(n_post, n_pre, density, seed, self_connections)
+
+
+def fixed_per_column(n_post, n_pre, density, seed=0, self_connections=True):
+    return _per_line(n_pre, n_post, density, seed, self_connections).T.contiguous()
+
+
 def weighted_not_binary(n_post, n_pre, density, seed=0, self_connections=True):
     g = torch.Generator().manual_seed(seed)
     mask = reference_mask(n_post, n_pre, density, seed, self_connections)
@@ -119,37 +214,94 @@ def no_validation(n_post, n_pre, density, seed=0, self_connections=True):
     return reference_mask(n_post, n_pre, min(max(density, 0.01), 1.0), seed, self_connections)
 
 
+def assert_validation(n_post, n_pre, density, seed=0, self_connections=True):
+    assert 0 < density <= 1, "density must be in (0, 1]"
+    return reference_mask(n_post, n_pre, density, seed, self_connections)
+
+
+def square_only(n_post, n_pre, density, seed=0, self_connections=True):
+    return reference_mask(n_post, n_post, density, seed, self_connections)
+
+
 def not_implemented(*args, **kwargs):
     raise NotImplementedError()
 
 
-def test_reference_mask_passes():
+class Always(torch.Tensor):
+    def __eq__(self, other):
+        return True
+
+
+MASK_MISTAKES = [
+    (lambda *a, **k: reference_mask(*a, **k).numpy(), "common.wrong_type",
+     "must return a torch.Tensor, got numpy.ndarray"),
+    (lambda *a, **k: reference_mask(*a, **k).tolist(), "common.wrong_type", "got builtins.list"),
+    (lambda *a, **k: None, "common.wrong_type", "did you forget `return`"),
+    (lambda *a, **k: reference_mask(*a, **k).to_sparse(), "common.sparse", "sparse tensor"),
+    (lambda *a, **k: reference_mask(*a, **k).as_subclass(Always), "common.tensor_subclass",
+     "subclass"),
+    (lambda *a, **k: reference_mask(*a, **k).bool(), "common.wrong_dtype", "torch.bool"),
+    (lambda *a, **k: reference_mask(*a, **k).long(), "common.wrong_dtype", "torch.int64"),
+    (lambda *a, **k: reference_mask(*a, **k).double(), "common.wrong_dtype", "torch.float64"),
+    (transposed, "sparse_connectivity.mask_transposed",
+     r"has shape \(5, 6\) but should be \(n_post, n_pre\) = \(6, 5\)"),
+    (square_only, "common.wrong_shape", r"has shape \(6, 6\) but should be"),
+    (bernoulli, "sparse_connectivity.wrong_count", r"must have exactly round\(0.5 \* 30\) = 15"),
+    (inverted, "sparse_connectivity.mask_inverted", "looks inverted"),
+    (keeps_diagonal, "sparse_connectivity.diagonal_not_zero",
+     "with self_connections=False the diagonal must be 0"),
+    (counts_diagonal, "sparse_connectivity.diagonal_counted", "count only the 30 allowed"),
+    (global_seed, "common.global_rng", "torch's global random generator"),
+    (global_rng, "common.global_rng", "torch's global random generator"),
+    (python_random, "sparse_connectivity.seed_not_reproducible",
+     "gave two different masks: create a torch.Generator"),
+    (constant_seed, "sparse_connectivity.seed_ignored", "gave the same mask: the seed must decide"),
+    (contiguous_block, "sparse_connectivity.not_uniform",
+     "choose the connected entries uniformly at random"),
+    (fixed_per_row, "sparse_connectivity.fixed_count_per_row", "not a fixed number per row"),
+    (fixed_per_column, "sparse_connectivity.fixed_count_per_column",
+     "not a fixed number per column"),
+    (weighted_not_binary, "sparse_connectivity.mask_not_binary", "only 0s and 1s"),
+    (no_validation, "sparse_connectivity.no_value_error", r"density=0.0, .*should raise ValueErr"),
+    (assert_validation, "sparse_connectivity.wrong_error", "raised AssertionError; it should"),
+    (not_implemented, "common.not_implemented", "is not implemented yet"),
+]
+
+
+@pytest.mark.parametrize(("wrong", "mistake", "message"), MASK_MISTAKES)
+def test_wrong_masks_are_rejected_with_their_message(wrong, mistake, message):
+    rejects(check_random_sparse_mask, wrong, mistake, message)
+
+
+def test_the_mask_checker_leaves_the_global_random_state_alone():
+    torch.manual_seed(5)
+    before = torch.get_rng_state()
     check_random_sparse_mask(reference_mask)
-    check_random_sparse_mask(reference_mask, seed=20261)
-
-
-@pytest.mark.parametrize(
-    ("wrong", "message"),
-    [
-        (as_numpy, "must return a torch.Tensor, got numpy.ndarray"),
-        (transposed, r"has shape \(5, 6\) but should be \(n_post, n_pre\) = \(6, 5\)"),
-        (bernoulli, r"must have exactly round\(0.5 \* 30\) = 15 ones"),
-        (inverted, "It looks inverted"),
-        (keeps_diagonal, "with self_connections=False the diagonal must be 0"),
-        (ignores_seed, "gave two different masks: create a torch.Generator"),
-        (constant_seed, "gave the same mask: the seed must decide"),
-        (contiguous_block, "choose the connected entries uniformly at random"),
-        (weighted_not_binary, "a mask must contain only 0s and 1s"),
-        (no_validation, r"density=0.0\) should raise ValueError"),
-        (not_implemented, "is not implemented yet"),
-    ],
-)
-def test_wrong_masks_are_rejected_with_their_message(wrong, message):
-    with pytest.raises(AssertionError, match=message):
-        check_random_sparse_mask(wrong)
+    assert torch.equal(torch.get_rng_state(), before)
 
 
 # ------------------------------------------------------------------ part 2: the Mask module
+
+
+def _buffered(forward, convert=lambda m: m.clone()):
+    class Module(nn.Module):
+        def __init__(self, mask):
+            super().__init__()
+            self.register_buffer("mask", convert(mask))
+
+    Module.forward = forward
+    return Module
+
+
+BoolBuffer = _buffered(lambda self, weight: weight * self.mask, lambda m: m.bool())
+WhereForward = _buffered(lambda self, weight: torch.where(self.mask.bool(), weight, 0.0))
+MulForward = _buffered(lambda self, weight: torch.mul(self.mask, weight))
+
+
+@pytest.mark.parametrize("cls", [connectivity.Mask, BoolBuffer, WhereForward, MulForward])
+@pytest.mark.parametrize("seed", SEEDS)
+def test_correct_mask_modules_pass(cls, seed):
+    check_mask_module(cls, seed=seed)
 
 
 class PlainAttribute(nn.Module):
@@ -178,24 +330,6 @@ class NotAModule:
         return weight * self.mask
 
 
-def _buffered(forward):
-    class Wrong(nn.Module):
-        def __init__(self, mask):
-            super().__init__()
-            self.register_buffer("mask", mask.clone())
-
-    Wrong.forward = forward
-    return Wrong
-
-
-Identity = _buffered(lambda self, weight: weight)
-ReturnsMask = _buffered(lambda self, weight: self.mask)
-InPlace = _buffered(lambda self, weight: weight.data.mul_(self.mask))
-Detached = _buffered(lambda self, weight: weight.detach() * self.mask)
-Transposed = _buffered(lambda self, weight: weight * self.mask.T)
-Inverted = _buffered(lambda self, weight: weight * (1 - self.mask))
-
-
 class WrongBufferName(nn.Module):
     def __init__(self, mask):
         super().__init__()
@@ -205,117 +339,190 @@ class WrongBufferName(nn.Module):
         return weight * self.m
 
 
-def test_reference_mask_module_passes():
-    check_mask_module(connectivity.Mask)
-    check_mask_module(connectivity.Mask, seed=4096)
+class FixedMaskInPlace(nn.Module):
+    """Changes the caller's mask in place while storing it."""
+
+    def __init__(self, mask):
+        super().__init__()
+        self.register_buffer("mask", mask.sub_(1).abs_())
+
+    def forward(self, weight):
+        return weight * self.mask
 
 
-@pytest.mark.parametrize(
-    ("wrong", "message"),
-    [
-        (NotAModule, "must be a subclass of torch.nn.Module"),
-        (PlainAttribute, "must be a buffer named 'mask'"),
-        (WrongBufferName, r"must be a buffer named 'mask'.*state_dict has \['m'\]"),
-        (TrainableMask, "must not be a trainable nn.Parameter"),
-        (Identity, "returned the weight unchanged"),
-        (ReturnsMask, "returned the mask itself"),
-        (InPlace, "changed the weight in place"),
-        (Detached, "no gradient can flow through Mask.forward"),
-        (Transposed, "Mask.forward\\(weight\\) raised RuntimeError"),
-        (Inverted, r"should be weight \* mask \(elementwise\); entry"),
-    ],
-)
-def test_wrong_mask_modules_are_rejected_with_their_message(wrong, message):
-    with pytest.raises(AssertionError, match=message):
-        check_mask_module(wrong)
+class TransposedBuffer(nn.Module):
+    def __init__(self, mask):
+        super().__init__()
+        self.register_buffer("mask", mask.T.clone())
+
+    def forward(self, weight):
+        return weight * self.mask.T
+
+
+MASK_MODULE_MISTAKES = [
+    (TransposedBuffer, "sparse_connectivity.buffer_not_mask", "does not hold the mask"),
+    (NotAModule, "sparse_connectivity.mask_not_module", "must be a subclass of torch.nn.Module"),
+    (PlainAttribute, "sparse_connectivity.mask_not_buffer", "must be a buffer named 'mask'"),
+    (WrongBufferName, "sparse_connectivity.mask_not_buffer", r"buffers are \['m'\]"),
+    (TrainableMask, "sparse_connectivity.mask_is_parameter", "must not be a trainable"),
+    (_buffered(lambda self, weight: weight), "sparse_connectivity.forward_identity",
+     "returned the weight unchanged"),
+    (_buffered(lambda self, weight: self.mask), "sparse_connectivity.forward_returns_mask",
+     "returned the mask itself"),
+    (_buffered(lambda self, weight: weight * (1 - self.mask)),
+     "sparse_connectivity.forward_inverted_mask", r"weight \* \(1 - mask\)"),
+    (_buffered(lambda self, weight: weight.data.mul_(self.mask)), "common.in_place",
+     "changed its argument"),
+    (_buffered(lambda self, weight: weight.detach() * self.mask), "common.no_gradient",
+     "no gradient can flow"),
+    (_buffered(lambda self, weight: weight * self.mask.T), "common.raised", "raised RuntimeError"),
+    (_buffered(lambda self, weight: weight * self.mask, lambda m: m.double()),
+     "sparse_connectivity.forward_wrong_dtype", "returned dtype torch.float64 for a torch.float32"),
+    (_buffered(lambda self, weight: weight * self.mask + 0 * weight.detach() ** 2
+               + (weight - weight.detach()) * (1 - self.mask)),
+     "sparse_connectivity.wrong_gradient", "should be the mask itself"),
+    (_buffered(lambda self, weight: (weight * self.mask).clamp(-3, 3)),
+     "sparse_connectivity.forward_not_product", r"should be weight \* mask"),
+    (FixedMaskInPlace, "common.in_place", "changed its argument"),
+]
+
+
+@pytest.mark.parametrize(("wrong", "mistake", "message"), MASK_MODULE_MISTAKES)
+def test_wrong_mask_modules_are_rejected_with_their_message(wrong, mistake, message):
+    rejects(check_mask_module, wrong, mistake, message)
 
 
 # ------------------------------------------------------------------ part 3: sparse layer
 
 
-def reference_sparse_linear(n_in, n_out, density, seed=0):
-    mask = connectivity.random_sparse_mask(n_out, n_in, density, seed=seed)
-    return connectivity.apply_mask(nn.Linear(n_in, n_out), mask)
+def own_mask(n_post, n_pre, density, seed):
+    return loop_mask(n_post, n_pre, density, seed=seed)
+
+
+class OwnMask(nn.Module):
+    def __init__(self, mask):
+        super().__init__()
+        self.register_buffer("mask", mask.clone())
+
+    def forward(self, weight):
+        return weight * self.mask
+
+
+def good_sparse_linear(n_in, n_out, density, seed=0):
+    layer = nn.Linear(n_in, n_out)
+    mask = own_mask(n_out, n_in, density, seed)
+    with torch.no_grad():
+        layer.weight.mul_(mask)
+    parametrize.register_parametrization(layer, "weight", OwnMask(mask))
+    return layer
+
+
+def not_zeroed_underneath(n_in, n_out, density, seed=0):
+    """Registers the mask but keeps the dense values: still correct for training."""
+    layer = nn.Linear(n_in, n_out)
+    parametrize.register_parametrization(layer, "weight", OwnMask(own_mask(n_out, n_in, density,
+                                                                           seed)))
+    return layer
+
+
+@pytest.mark.parametrize("fn", [good_sparse_linear, not_zeroed_underneath])
+@pytest.mark.parametrize("seed", SEEDS)
+def test_correct_sparse_layers_pass(fn, seed):
+    sparse_connectivity.check_sparse_linear(fn, seed)  # no reference needed, none allowed
 
 
 def zeroed_once(n_in, n_out, density, seed=0):
     layer = nn.Linear(n_in, n_out)
     with torch.no_grad():
-        layer.weight.mul_(connectivity.random_sparse_mask(n_out, n_in, density, seed=seed))
+        layer.weight.mul_(own_mask(n_out, n_in, density, seed))
     return layer
-
-
-def wrong_density(n_in, n_out, density, seed=0):
-    return reference_sparse_linear(n_in, n_out, 1 - density, seed)
 
 
 def transposed_layer(n_in, n_out, density, seed=0):
     return nn.Linear(n_out, n_in)
 
 
-def returns_module_list(n_in, n_out, density, seed=0):
-    return nn.Sequential(reference_sparse_linear(n_in, n_out, density, seed))
-
-
 def frozen_weights(n_in, n_out, density, seed=0):
-    layer = reference_sparse_linear(n_in, n_out, density, seed)
+    layer = good_sparse_linear(n_in, n_out, density, seed)
     for p in layer.parameters():
         p.requires_grad_(False)
-    layer.bias.requires_grad_(False)
     return layer
 
 
-def not_zeroed_underneath(n_in, n_out, density, seed=0):
-    """Registers the mask but keeps the dense values: still correct for training."""
-    mask = connectivity.random_sparse_mask(n_out, n_in, density, seed=seed)
+def global_rng_layer(n_in, n_out, density, seed=0):
+    """The global generator: the checker restores its state after each call, so the
+    pattern does not change with the seed."""
+    return good_sparse_linear(n_in, n_out, density, seed=int(torch.randint(10**6, (1,))))
+
+
+def frozen_weight_only(n_in, n_out, density, seed=0):
+    """The bias still learns, the weights do not."""
+    layer = good_sparse_linear(n_in, n_out, density, seed)
+    layer.parametrizations.weight.original.requires_grad_(False)
+    return layer
+
+
+def unseeded_layer(n_in, n_out, density, seed=0):
+    import random
+
+    return good_sparse_linear(n_in, n_out, density, seed=random.randrange(10**6))
+
+
+def double_layer(n_in, n_out, density, seed=0):
+    return good_sparse_linear(n_in, n_out, density, seed).double()
+
+
+def float64_layer(n_in, n_out, density, seed=0):
     layer = nn.Linear(n_in, n_out)
-    parametrize.register_parametrization(layer, "weight", connectivity.Mask(mask))
+    parametrize.register_parametrization(layer, "weight",
+                                         OwnMask(own_mask(n_out, n_in, density, seed).double()))
     return layer
 
 
-def test_reference_sparse_linear_passes():
-    check_sparse_linear(reference_sparse_linear)
-    check_sparse_linear(not_zeroed_underneath)  # an acceptable variant
+class MaskOnlyAtFirstCall(nn.Module):
+    def __init__(self, mask):
+        super().__init__()
+        self.register_buffer("mask", mask)
+        self.calls = 0
+
+    def forward(self, weight):
+        self.calls += 1
+        return weight * self.mask if self.calls <= 3 else weight
 
 
-@pytest.mark.parametrize(
-    ("wrong", "message"),
-    [
-        (zeroed_once, "is not parametrized: register your Mask"),
-        (wrong_density, "should have exactly 90 zeros"),
-        (transposed_layer, r"weight has shape \(12, 10\)"),
-        (returns_module_list, "must return an nn.Linear, got Sequential"),
-        (frozen_weights, "training sparse_linear.* with AdamW raised"),
-    ],
-)
-def test_wrong_sparse_layers_are_rejected_with_their_message(wrong, message):
-    with pytest.raises(AssertionError, match=message):
-        check_sparse_linear(wrong)
+def leaky(n_in, n_out, density, seed=0):
+    """A parametrization that forgets the mask during training."""
+    layer = nn.Linear(n_in, n_out)
+    mask = own_mask(n_out, n_in, density, seed)
+    with torch.no_grad():
+        layer.weight.mul_(mask)
+    parametrize.register_parametrization(layer, "weight", MaskOnlyAtFirstCall(mask))
+    return layer
 
 
-def test_a_layer_whose_zeros_leak_is_caught():
-    """A parametrization that forgets the mask during training must fail the training check."""
+SPARSE_LAYER_MISTAKES = [
+    (zeroed_once, "sparse_connectivity.not_parametrized", "is not parametrized: register"),
+    (lambda n_in, n_out, d, seed=0: good_sparse_linear(n_in, n_out, 1 - d, seed),
+     "sparse_connectivity.layer_wrong_zeros", "should have exactly 90 zeros"),
+    (transposed_layer, "sparse_connectivity.layer_shape", r"weight has shape \(12, 10\)"),
+    (lambda *a, **k: nn.Sequential(good_sparse_linear(*a, **k)), "sparse_connectivity.not_linear",
+     "must return an nn.Linear, got Sequential"),
+    (frozen_weights, "sparse_connectivity.training_raised", "with AdamW raised"),
+    (lambda n_in, n_out, d, seed=0: good_sparse_linear(n_in, n_out, d, seed=0),
+     "sparse_connectivity.layer_seed_ignored", "gave the same sparsity pattern"),
+    (global_rng_layer, "sparse_connectivity.layer_seed_ignored", "gave the same sparsity pattern"),
+    (unseeded_layer, "sparse_connectivity.layer_not_seeded", "two different sparsity patterns"),
+    (float64_layer, "common.raised", "parametrized dtype: torch.float64"),
+    (double_layer, "common.wrong_dtype", "torch.float64"),
+    (frozen_weight_only, "sparse_connectivity.weights_not_trained", "no connected weight"),
+    (leaky, "sparse_connectivity.zeros_leaked", "masked weights .* are no longer zero"),
+    (not_implemented, "common.not_implemented", "is not implemented yet"),
+]
 
-    class MaskOnlyAtFirstCall(nn.Module):
-        def __init__(self, mask):
-            super().__init__()
-            self.register_buffer("mask", mask)
-            self.calls = 0
 
-        def forward(self, weight):
-            self.calls += 1
-            return weight * self.mask if self.calls <= 1 else weight
-
-    def leaky(n_in, n_out, density, seed=0):
-        layer = nn.Linear(n_in, n_out)
-        mask = connectivity.random_sparse_mask(n_out, n_in, density, seed=seed)
-        with torch.no_grad():
-            layer.weight.mul_(mask)
-        parametrize.register_parametrization(layer, "weight", MaskOnlyAtFirstCall(mask))
-        return layer
-
-    with pytest.raises(AssertionError, match="masked weights are no longer zero"):
-        check_sparse_linear(leaky)
+@pytest.mark.parametrize(("wrong", "mistake", "message"), SPARSE_LAYER_MISTAKES)
+def test_wrong_sparse_layers_are_rejected_with_their_message(wrong, mistake, message):
+    rejects(check_sparse_linear, wrong, mistake, message)
 
 
 # ------------------------------------------------------------------ part 4: the RNN step
@@ -325,64 +532,92 @@ def reference_step(x, u, w_rec, w_in, mask, alpha):
     return (1 - alpha) * x + alpha * (torch.relu(x) @ (w_rec * mask).T + u @ w_in.T)
 
 
+def einsum_step(x, u, w_rec, w_in, mask, alpha):
+    drive = torch.einsum("ij,bj->bi", w_rec * mask, x.clamp(min=0))
+    return x + alpha * (-x + drive + torch.einsum("ik,bk->bi", w_in, u))
+
+
+def loop_step(x, u, w_rec, w_in, mask, alpha):
+    rows = []
+    for b in range(x.shape[0]):
+        r = torch.maximum(x[b], torch.zeros_like(x[b]))
+        rows.append((1 - alpha) * x[b] + alpha * ((mask * w_rec) @ r + w_in @ u[b]))
+    return torch.stack(rows)
+
+
+def float32_step(x, u, w_rec, w_in, mask, alpha):
+    """Computes in float32 and hands back the input's dtype."""
+    out = reference_step(x.float(), u.float(), w_rec.float(), w_in.float(), mask.float(), alpha)
+    return out.to(x.dtype)
+
+
+@pytest.mark.parametrize("fn", [reference_step, einsum_step, loop_step])
+@pytest.mark.parametrize("seed", SEEDS)
+def test_correct_steps_pass(fn, seed):
+    check_rate_rnn_step(fn, seed=seed)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_a_float32_computation_passes_on_float64_cases(seed):
+    """A float64 call computed in float32 is off by ~1e-7: the tolerance (1e-6) accepts it."""
+    check_rate_rnn_step(float32_step, seed=seed)
+
+
+def relu_in_place(x, u, w_rec, w_in, mask, alpha):
+    return (1 - alpha) * x + alpha * (x.relu_() @ (w_rec * mask).T + u @ w_in.T)
+
+
 WRONG_STEPS = [
-    (
-        lambda x, u, w, wi, m, a: a * (torch.relu(x) @ (w * m).T + u @ wi.T),
-        "the leak term \\(1 - alpha\\) \\* x is missing",
-    ),
-    (
-        lambda x, u, w, wi, m, a: x + a * (torch.relu(x) @ (w * m).T + u @ wi.T),
-        "must be multiplied by \\(1 - alpha\\)",
-    ),
-    (
-        lambda x, u, w, wi, m, a: (1 - a) * x + a * (torch.relu(x) @ w.T + u @ wi.T),
-        "the mask was not applied",
-    ),
-    (
-        lambda x, u, w, wi, m, a: (1 - a) * x + a * (torch.relu(x) @ (w * m.T).T + u @ wi.T),
-        "the mask was applied transposed",
-    ),
-    (
-        lambda x, u, w, wi, m, a: (1 - a) * x + a * (x @ (w * m).T + u @ wi.T),
-        "must use the rates relu\\(x\\), not the currents x",
-    ),
-    (
-        lambda x, u, w, wi, m, a: (1 - a) * x + a * (torch.relu(x) @ (w * m).T),
-        "the input term W_in u is missing",
-    ),
-    (
-        lambda x, u, w, wi, m, a: (1 - a) * x + a * (torch.relu(x) @ (w * m) + u @ wi.T),
-        "weights are \\(post, pre\\)",
-    ),
-    (
-        lambda x, u, w, wi, m, a: torch.relu(reference_step(x, u, w, wi, m, a)),
-        "return the new current x', not relu",
-    ),
-    (
-        lambda x, u, w, wi, m, a: reference_step(x, u, w, wi, m, a)[:1],
-        "returned shape \\(1, 6\\); it should be \\(batch, n\\) = \\(3, 6\\)",
-    ),
-    (
-        lambda x, u, w, wi, m, a: reference_step(x, u, w, wi, m, a) + 0.1,
-        "differs from \\(1 - alpha\\) x \\+ alpha",
-    ),
+    (lambda x, u, w, wi, m, a: a * (torch.relu(x) @ (w * m).T + u @ wi.T),
+     "sparse_connectivity.step_leak_missing", r"the leak term \(1 - alpha\) \* x is missing"),
+    (lambda x, u, w, wi, m, a: x + a * (torch.relu(x) @ (w * m).T + u @ wi.T),
+     "sparse_connectivity.step_leak_not_scaled", r"must be multiplied by \(1 - alpha\)"),
+    (lambda x, u, w, wi, m, a: a * x + (1 - a) * (torch.relu(x) @ (w * m).T + u @ wi.T),
+     "sparse_connectivity.step_alpha_swapped", r"alpha and \(1 - alpha\) are swapped"),
+    (lambda x, u, w, wi, m, a: (1 - a) * x + a * (torch.relu(x) @ w.T + u @ wi.T),
+     "sparse_connectivity.step_mask_not_applied", "the mask was not applied"),
+    (lambda x, u, w, wi, m, a: (1 - a) * x + a * (torch.relu(x) @ (w * m.T).T + u @ wi.T),
+     "sparse_connectivity.step_mask_transposed", "the mask was applied transposed"),
+    (lambda x, u, w, wi, m, a: (1 - a) * x + a * (x @ (w * m).T + u @ wi.T),
+     "sparse_connectivity.step_currents_not_rates", r"must use the rates relu\(x\), not the"),
+    (lambda x, u, w, wi, m, a: (1 - a) * x + a * torch.relu(x @ (w * m).T + u @ wi.T),
+     "sparse_connectivity.step_relu_on_drive", "not relu of the summed drive"),
+    (lambda x, u, w, wi, m, a: (1 - a) * x + a * (torch.relu(x) @ (w * m).T),
+     "sparse_connectivity.step_input_missing", "the input term W_in u is missing"),
+    (lambda x, u, w, wi, m, a: (1 - a) * x + a * (torch.relu(x) @ (w * m).T) + u @ wi.T,
+     "sparse_connectivity.step_input_outside_alpha", r"inside the alpha \(...\) bracket"),
+    (lambda x, u, w, wi, m, a: (1 - a) * x + a * (torch.relu(x) @ (w * m) + u @ wi.T),
+     "sparse_connectivity.step_weights_not_post_pre", r"weights are \(post, pre\)"),
+    (lambda x, u, w, wi, m, a: torch.relu(reference_step(x, u, w, wi, m, a)),
+     "sparse_connectivity.step_returns_rate", "return the new current x', not relu"),
+    (lambda x, u, w, wi, m, a: reference_step(x, u, w, wi, m, a)[:1],
+     "common.wrong_shape", r"returned shape \(1, 6\); it should be \(batch, n\)"),
+    (lambda x, u, w, wi, m, a: reference_step(x, u, w, wi, m, a).double(),
+     "common.wrong_dtype", "returned dtype torch.float64 for torch.float32 inputs"),
+    (lambda x, u, w, wi, m, a: reference_step(x, u, w, wi, m, a) + 0.1,
+     "sparse_connectivity.step_wrong_value", r"differs from \(1 - alpha\) x \+ alpha"),
+    (lambda x, u, w, wi, m, a: reference_step(x, u, w, wi, m, a).detach(),
+     "common.no_gradient", "no gradient flows"),
+    (lambda x, u, w, wi, m, a: (1 - a) * x + a * (torch.relu(x.detach()) @ (w * m).T + u @ wi.T),
+     "sparse_connectivity.step_wrong_gradient", "wrong gradient with respect to x"),
+    (lambda x, u, w, wi, m, a: torch.tensor(reference_step(x, u, w, wi, m, a).tolist(),
+                                                       dtype=x.dtype),
+     "common.no_gradient", "no gradient flows"),
+    (relu_in_place, "common.in_place", "changed its argument x in place"),
+    (lambda x, u, w, wi, m, a: reference_step(x, u, w, wi, m, a).numpy(), "common.wrong_type",
+     "got numpy.ndarray"),
+    (not_implemented, "common.not_implemented", "is not implemented yet"),
 ]
 
 
-def test_reference_step_passes():
-    check_rate_rnn_step(reference_step)
-    check_rate_rnn_step(reference_step, seed=2718)
-
-
-@pytest.mark.parametrize(("wrong", "message"), WRONG_STEPS)
-def test_wrong_steps_are_rejected_with_their_message(wrong, message):
-    with pytest.raises(AssertionError, match=message):
-        check_rate_rnn_step(wrong)
+@pytest.mark.parametrize(("wrong", "mistake", "message"), WRONG_STEPS)
+def test_wrong_steps_are_rejected_with_their_message(wrong, mistake, message):
+    rejects(check_rate_rnn_step, wrong, mistake, message)
 
 
 def test_checkers_write_nothing_to_stderr(capfd):
     check_random_sparse_mask(reference_mask)
     check_mask_module(connectivity.Mask)
-    check_sparse_linear(reference_sparse_linear)
+    sparse_connectivity.check_sparse_linear(good_sparse_linear)
     check_rate_rnn_step(reference_step)
     assert capfd.readouterr().err == ""
