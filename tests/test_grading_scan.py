@@ -113,6 +113,193 @@ FLAGGED = {
     "relative import": "from . import something",
     "unknown module": "import requests",
     "dunder in a string": "import operator\nf = operator.attrgetter('__code__')",
+    # --- found by red-teaming the scan (issue 12); each was unflagged before
+    "getattr passed around": "g = getattr\nm = g(torch, 's' + 'ys').modules",
+    "reduce over getattr": "import functools\nm = functools.reduce(getattr, ['sy' + 's'], torch)",
+    "map over getattr": "m = list(map(getattr, [torch], ['s' + 'ys']))[0]",
+    "getattr in a dict": "tools = {'get': getattr}\nm = tools['get'](torch, 'sy' + 's')",
+    "setattr passed around": "import functools\nput = functools.partial(setattr, torch)",
+    "getattr of sys by a constant": "m = getattr(torch, 'sys')",
+    "getattr of a frame attribute": "def f(g):\n    return getattr(g, 'gi_frame')",
+    "setattr of a checker's name": "setattr(module, 'check_sparse_linear', print)",
+    "setattr on a call result": "setattr(type(torch.ones(1)), 'sum', abs)",
+    "attrgetter with a computed name": (
+        "import operator\nm = operator.attrgetter('s' + 'ys')(torch)"),
+    "attrgetter of sys by a constant": (
+        "from operator import attrgetter\nm = attrgetter('nn.modules.module.sys')(torch)"),
+    "attrgetter passed around": "import operator\nget = operator.attrgetter",
+    "methodcaller with a computed name": "import operator\nf = operator.methodcaller('_' * 2)",
+    "Formatter.get_field": (
+        "import string\nobj, _ = string.Formatter().get_field('0.x', [check_sparse_linear], {})"),
+    "format string with a dunder field": "text = '{0.__globals__}'.format(check_sparse_linear)",
+    "generator frame walk": (
+        "def up():\n    def gen():\n        yield box[0].gi_frame.f_back\n"
+        "    box = [gen()]\n    return next(box[0]).f_globals\n"),
+    "frame builtins": "def f(frame):\n    return frame.f_builtins",
+    "coroutine frame": "async def c():\n    pass\nglobals_ = c().cr_frame.f_globals",
+    "traceback frame": "def f(tb):\n    return tb.tb_frame",
+    "code object of a generator": "def g():\n    yield\nconsts = g().gi_code.co_consts",
+    "match capture rebinds a checker": "match print:\n    case check_sparse_linear:\n        pass",
+    "match star rebinds a module": "match [1, 2]:\n    case [*torch]:\n        pass",
+    "match mapping rest rebinds": "match {}:\n    case {**check_mask_module}:\n        pass",
+    "match capture rebinds a builtin": "match abs:\n    case isinstance:\n        pass",
+    "match capture of a dunder": "match {}:\n    case __builtins__:\n        pass",
+    "patching type(x)": "T = type(torch.ones(1))\nT.sum = lambda self: 15",
+    "patching a class from mro()": "T = torch.nn.Parameter.mro()[1]\nT.detach = abs",
+    "patching through a call": "type(torch.ones(1)).clone = lambda self: self",
+    "subclass of type(x)": "class Liar(type(torch.ones(1))):\n    pass",
+    "type() with three arguments": "Liar = type('Liar', (), {'_' * 2 + 'eq' + '_' * 2: abs})",
+    "get_type_hints evaluates annotations": (
+        "import typing\ndef f(x: 'print() or int'):\n    pass\ntyping.get_type_hints(f)"),
+    "singledispatch evaluates annotations": (
+        "import functools\n@functools.singledispatch\ndef f(x):\n    pass"),
+    "a string holding code": "stmt = \"get_ipython().set_custom_exc((Exception,), print)\"",
+    "torch.utils.benchmark runs strings": (
+        "from torch.utils import benchmark\nbenchmark.Timer(stmt='x = 1').timeit(1)"),
+    "numpy.testing.measure runs strings": "import numpy as np\nnp.testing.measure('x = 1', 1)",
+    "torch.fx": "import torch.fx\ng = torch.fx.Graph()",
+    "make_dataclass with a namespace": (
+        "import dataclasses\nP = dataclasses.make_dataclass('P', [], namespace={})"),
+    "the kernel's session": "import sys\nsession = sys.stdout.session",
+    "the kernel's IO thread": "from sys import stdout\nstdout.pub_thread.schedule(print)",
+    "a stream handed to a function": "import sys\ndef f(s):\n    return s.session\nf(sys.stdout)",
+    "a global module hook": (
+        "torch.nn.modules.module.register_module_forward_hook(lambda m, i, o: o * 0)"),
+    "a global module hook imported": (
+        "from torch.nn.modules.module import register_module_forward_pre_hook"),
+    "saved-tensor hooks kept open": (
+        "def keep():\n    with torch.autograd.graph.saved_tensors_hooks(abs, abs):\n"
+        "        yield\nk = keep()\nnext(k)"),
+    "multiprocessing under another name": (
+        "from torch.utils.data import dataloader\nmp = dataloader.python_multiprocessing"),
+    "raw memory through as_strided": (
+        "from numpy.lib.stride_tricks import as_strided\nv = as_strided(x, (2, 8), (1, 1))"),
+    "raw memory through byte_bounds": (
+        "from numpy.lib.array_utils import byte_bounds\nlow, high = byte_bounds(x)"),
+    "raw memory through DummyArray": (
+        "import numpy as np\na = np.asarray(np.lib.stride_tricks.DummyArray({}, None))"),
+    "raw memory through ndarray.ctypes": "import numpy as np\np.zeros(1).ctypes.data",
+    "unpickling a file-like object": (
+        "import numpy as np\nnp.lib.format.read_array(handle, allow_pickle=True)"),
+    "writing a module file": "with open('tamper.py', 'w') as handle:\n    handle.write('x')",
+    "a match pattern reads a dunder": (
+        "match check_sparse_linear:\n    case object(__wrapped__=inner):\n        pass"),
+    "a match pattern reads a frame": "match g:\n    case object(f_globals=space):\n        pass",
+    "update_wrapper onto a checker": (
+        "import functools\nfunctools.update_wrapper(check_sparse_linear, print)"),
+    "update_wrapper with chosen names": (
+        "import functools\nfunctools.update_wrapper(f, g, assigned=(name,), updated=())"),
+    "wraps onto a checker": "from functools import wraps\nwraps(print)(check_mask_module)",
+    "update_wrapper passed around": (
+        "import functools\ncopy = functools.partial(functools.update_wrapper, updated=())"),
+    "a Formatter subclass sees looked-up objects": (
+        "import string\nclass Spy(string.Formatter):\n    def format_field(self, value, spec):\n"
+        "        return ''"),
+    "a matplotlib module backend": (
+        "import matplotlib.pyplot as plt\nplt.switch_backend('module://tamper')"),
+}
+
+# Each of these made every test cell of a wrong 01 submission pass in a real kernel
+# (nbclient, the instructor's test cells) before the scan flagged it.
+SUBVERTED_A_REAL_KERNEL = {
+    "frames": (
+        "def _spy(*args, **kwargs):\n"
+        "    def gen():\n"
+        "        yield box[0].gi_frame.f_back\n"
+        "    box = [gen()]\n"
+        "    frame = next(box[0])\n"
+        "    while frame is not None:\n"
+        "        space = frame.f_globals\n"
+        "        if space.get('__name__', '').startswith('course_lib.checks'):\n"
+        "            for name in list(space):\n"
+        "                if name.startswith('check_'):\n"
+        "                    space[name] = lambda *a, **k: None\n"
+        "        frame = frame.f_back\n"
+        "    raise ValueError('x')\n"
+        "try:\n"
+        "    check_random_sparse_mask(_spy)\n"
+        "except AssertionError:\n"
+        "    pass\n"
+    ),
+    "getattr alias": (
+        "g, s = getattr, setattr\n"
+        "checks = g(torch, 'sy' + 's').modules['course_lib.checks.sparse_connectivity']\n"
+        "for name in ['check_random_sparse_mask', 'check_mask_module']:\n"
+        "    s(checks, name, lambda *a, **k: None)\n"
+    ),
+    "attrgetter": (
+        "import operator, functools\n"
+        "checks = operator.attrgetter('sy' + 's.modules')(torch)['course_lib.checks.x']\n"
+        "put = functools.partial(setattr, checks)\n"
+    ),
+    "Formatter": (
+        "import string\n"
+        "space, _ = string.Formatter().get_field('0.' + '_' * 2 + 'wrapped' + '_' * 2 + '.'"
+        " + '_' * 2 + 'globals' + '_' * 2, [check_random_sparse_mask], {})\n"
+        "space['check_mask_module'] = lambda *a, **k: None\n"
+    ),
+    "get_type_hints": (
+        "import typing\n"
+        "def _f(x: 'get_ipython().set_custom_exc((BaseException,), lambda *a, **k: None)"
+        " or int'):\n"
+        "    pass\n"
+        "typing.get_type_hints(_f)\n"
+    ),
+    "benchmark Timer": (
+        "from torch.utils import benchmark\n"
+        "benchmark.Timer(stmt=\"__import__('IPython').get_ipython().set_custom_exc("
+        "(BaseException,), lambda *a, **k: None)\").timeit(1)\n"
+    ),
+    "numpy.testing.measure": (
+        "import numpy as np\n"
+        "np.testing.measure('get_ipython().set_custom_exc((BaseException,), "
+        "lambda *a, **k: None)', 1)\n"
+    ),
+    "numpy raw memory": (
+        "import numpy as np\n"
+        "from numpy.lib.stride_tricks import as_strided\n"
+        "from numpy.lib.array_utils import byte_bounds\n"
+        "def _noop(*args, **kwargs):\n"
+        "    return None\n"
+        "def _memory(address, size):\n"
+        "    base = np.zeros(1, np.uint8)\n"
+        "    low, _ = byte_bounds(base)\n"
+        "    return as_strided(base, shape=(2, size), strides=(address - low, 1))[1]\n"
+        "for _checker in [check_random_sparse_mask, check_mask_module]:\n"
+        "    _memory(id(_checker) + 48, 8)[:] = _memory(id(_noop) + 48, 8)\n"
+    ),
+    "update_wrapper swaps a checker's code": (
+        "import functools\n"
+        "def _make():\n"
+        "    a = b = None\n"
+        "    def noop(*args, **kwargs):\n"
+        "        return (a, b)\n"
+        "    return noop\n"
+        "for _checker in [check_random_sparse_mask, check_mask_module]:\n"
+        "    functools.update_wrapper(_checker, _make(), assigned=('_' * 2 + 'code' + '_' * 2,),"
+        " updated=())\n"
+    ),
+    "Formatter subclass": (
+        "import string\n"
+        "box = []\n"
+        "class Spy(string.Formatter):\n"
+        "    def format_field(self, value, spec):\n"
+        "        box.append(value)\n"
+        "        return ''\n"
+        "Spy().format('{0.' + '_' * 2 + 'wrapped' + '_' * 2 + '.' + '_' * 2 + 'globals'"
+        " + '_' * 2 + '}', check_random_sparse_mask)\n"
+        "box[0]['check_mask_module'] = lambda *a, **k: None\n"
+    ),
+    "matplotlib backend module": (
+        "with open('tamper.py', 'w') as handle:\n"
+        "    handle.write('from IPython import get_ipython\\n'\n"
+        "                 'get_ipython().set_custom_exc((BaseException,), lambda *a, **k: None)')\n"
+        "import matplotlib.pyplot as plt\n"
+        "try:\n"
+        "    plt.switch_backend('module://tamper')\n"
+        "except Exception:\n"
+        "    pass\n"
+    ),
 }
 
 HONEST = {
@@ -186,12 +373,52 @@ HONEST = {
     ),
     "dataclass": "from dataclasses import dataclass\n@dataclass\nclass P:\n    tau: float = 1.0",
     "class attributes": "class Config:\n    sum = 3\n    check_sparse_linear = None",
+    "import of a submodule without as": "import torch.nn.functional\ny = torch.nn.functional.relu",
+    "string annotations": (
+        "from typing import ClassVar\nfrom dataclasses import dataclass\n@dataclass\n"
+        "class P:\n    x: 'ClassVar[int]' = 1\n"
+        "    def f(self, w: 'torch.Tensor') -> 'torch.Tensor':\n        return w"),
+    "strings that look like code": (
+        "print('mask = (w > 0).float()', 'x.shape[0]', 'done: 3 of 4')\n"
+        "equation = torch.einsum('ij,jk->ik', torch.ones(2, 2), torch.ones(2, 2))"),
+    "format strings": "print(f'{x.shape} {x.dtype!r}', '{0.shape}'.format(x), '{}'.format(1))",
+    "getattr of an honest attribute": "w = getattr(layer, 'weight')\nok = hasattr(layer, 'bias')",
+    "setattr on an own object": "setattr(self_made, 'alpha', 0.5)",
+    "attrgetter with constant names": (
+        "import operator\nshape_of = operator.attrgetter('shape')\nn = shape_of(torch.ones(2))"),
+    "type of a value": "print(type(torch.ones(1)), type(3).__name__)",
+    "match statement": (
+        "match (1, 2):\n    case (a, *rest):\n        total = a + sum(rest)\n"
+        "    case {'k': value, **others}:\n        pass"),
+    "stream methods": "import sys\nsys.stdout.write('x')\nsys.stderr.flush()",
+    "module hooks on own modules": (
+        "layer = nn.Linear(2, 2)\nhandle = layer.register_forward_hook(lambda m, i, o: None)\n"
+        "self_register = nn.Module()\nself_register.register_module('child', layer)"),
+    "a decorator with functools.wraps": (
+        "import functools\ndef logged(fn):\n    @functools.wraps(fn)\n"
+        "    def inner(*args):\n        return fn(*args)\n    return inner"),
+    "match class patterns": "match p:\n    case complex(real=0, imag=y):\n        pass",
+    "sliding windows": (
+        "import numpy as np\nv = np.lib.stride_tricks.sliding_window_view(np.arange(5), 3)"),
+    "writing notes and figures": (
+        "import matplotlib.pyplot as plt\nwith open('notes.txt', 'w') as handle:\n"
+        "    handle.write('x')\nplt.savefig('figure.png')"),
 }
 
 
 @pytest.mark.parametrize("what", sorted(FLAGGED))
 def test_the_scan_flags(what):
     assert flags(FLAGGED[what]), f"{what} was not flagged"
+
+
+@pytest.mark.parametrize("what", sorted(SUBVERTED_A_REAL_KERNEL))
+def test_attacks_that_subverted_a_real_kernel_zero_every_part(what):
+    nb = _with("random_sparse_mask", SUBVERTED_A_REAL_KERNEL[what])
+    found = scan_notebook(nb, SOURCE)
+    assert found, f"{what} was not flagged"
+    assert sorted(zeroed_cells(SOURCE, found)) == [
+        "test_mask_module", "test_random_sparse_mask", "test_rate_rnn_step", "test_sparse_linear"
+    ]
 
 
 @pytest.mark.parametrize("what", sorted(HONEST))

@@ -11,13 +11,23 @@ these exercises needs, because it is how a submission reaches the grading machin
 - introspection and dynamic code: ``exec``/``eval``/``compile``, ``globals()``/
   ``locals()``/``vars()``, ``__import__``, every dunder attribute (``__code__``,
   ``__globals__``, ``__class__``, ``__dict__``, ``__torch_function__``...), private
-  attributes of modules, ``getattr``/``setattr`` with computed or dunder names;
+  attributes of modules, frames and code objects (``gi_frame.f_back.f_globals``);
+  looking attributes up by a string anywhere but a direct ``getattr``/``setattr``/
+  ``operator.attrgetter`` call with a constant public name (``reduce(getattr, ...)``,
+  ``string.Formatter().get_field``, ``case object(f_globals=g)``, ``functools.
+  update_wrapper(..., assigned=...)``); library functions that run strings or files
+  as code (``typing.get_type_hints`` on string annotations, ``torch.utils.benchmark``,
+  ``numpy.testing.measure``, unpickling loaders, ``module://`` backends), and strings
+  that hold such code; numpy's raw-memory views (``as_strided``);
 - rebinding what the test cells rely on: a name the imports cell imports (a checker, a
   module), a builtin at the top level, an attribute of an imported module, class or
-  function (``torch.allclose = ...``); tensor subclasses and comparison overrides;
+  function (``torch.allclose = ...``) or of a class found at run time (``type(x).sum =
+  ...``); hooks torch calls for every module or graph; tensor subclasses, comparison
+  overrides and classes made by ``type(name, bases, namespace)``;
 - modules outside the assignment's allowlist (the modules its solution imports plus a
   small base list), ``course_lib`` beyond what the imports cell imports, files opened
-  outside the working folder, torch/numpy loaders that read or run arbitrary files.
+  outside the working folder or named like code (``.py``, ``.npy``, ``.pt``...),
+  torch/numpy loaders that read or run arbitrary files.
 
 A cell that does not parse is not flagged (it fails when it runs, which is its grade).
 
@@ -57,6 +67,15 @@ FORBIDDEN_SEGMENTS = frozenset({
     "resource", "mmap", "pty", "posix", "fcntl", "asyncio", "concurrent", "tempfile",
     "glob", "IPython", "ipykernel", "traitlets", "cpp_extension", "hub", "f2py",
     "distutils", "library", "overrides", "package", "distributed", "serialization",
+    "fx", "python_multiprocessing",
+    # these run strings as code: annotations (``def f(x: "get_ipython()")``), timers
+    # (``torch.utils.benchmark.Timer(stmt=...)``, ``numpy.testing.measure``), namespaces
+    "get_type_hints", "ForwardRef", "get_annotations", "singledispatch",
+    "singledispatchmethod", "benchmark", "measure", "make_dataclass", "rundocs",
+    # a Formatter subclass receives the objects "{0.__globals__}" looks up
+    "Formatter",
+    # these unpickle (run) what a file or a file-like object holds
+    "read_array", "NpzFile", "npyio", "open_memmap", "model_zoo", "load_url",
 })
 # Library functions that read, write or execute arbitrary files.
 FORBIDDEN_CALLS = frozenset({
@@ -91,6 +110,49 @@ CHECKING_NAMES = frozenset({
     "close", "call", "tensor", "worst_entry", "finite_gradient", "isfinite",
 })
 ATTRIBUTE_FUNCTIONS = frozenset({"getattr", "setattr", "delattr", "hasattr"})
+# Look attributes up by a name given as a string, like getattr: allowed only when called
+# directly with constant public names, never passed around (``reduce(getattr, ...)``).
+ATTRIBUTE_LOOKUPS = frozenset({"operator.attrgetter", "operator.methodcaller"})
+# Copy attributes chosen by name (``__code__`` too) from one function onto another.
+ATTRIBUTE_COPIERS = frozenset({"functools.update_wrapper", "functools.wraps"})
+CALL_ONLY = ATTRIBUTE_LOOKUPS | ATTRIBUTE_COPIERS
+# Attributes of frames, generators, coroutines, tracebacks, code objects and closure
+# cells: from a generator's frame a function walks up to its caller's globals (the
+# checker's module, the test cell's namespace) without a single dunder.
+INTERPRETER_ATTRIBUTES = frozenset({
+    "f_back", "f_builtins", "f_code", "f_globals", "f_locals", "f_lasti", "f_lineno",
+    "f_trace", "f_trace_lines", "f_trace_opcodes", "gi_frame", "gi_code", "gi_yieldfrom",
+    "gi_running", "gi_suspended", "cr_frame", "cr_code", "cr_await", "cr_origin",
+    "cr_running", "cr_suspended", "ag_frame", "ag_code", "ag_await", "ag_running",
+    "tb_frame", "tb_next", "tb_lasti", "tb_lineno", "cell_contents", "co_code", "co_consts",
+    "co_names", "co_varnames", "co_freevars", "co_cellvars", "co_filename", "co_name",
+    "co_qualname", "co_lines", "co_positions", "co_linetable", "co_exceptiontable",
+})
+# string.Formatter's lookups of "0.__globals__"-style fields return the object itself.
+FIELD_LOOKUPS = frozenset({"get_field", "get_value"})
+# The kernel's own objects, reachable from its output streams (``sys.stdout.session``)
+# and its shell: they forge or suppress a test cell's outputs.
+KERNEL_ATTRIBUTES = frozenset({
+    "session", "pub_thread", "parent_header", "iopub_socket", "iopub_thread",
+    "comm_manager", "display_pub", "displayhook", "excepthook", "input_transformers_post",
+    "input_transformers_cleanup", "ast_transformers", "user_ns", "user_global_ns",
+    "set_custom_exc", "custom_exceptions", "showtraceback",
+})
+# Hooks torch calls for every module or autograd graph in the process (the checker's too).
+GLOBAL_HOOK_PREFIX = "register_module_"
+GLOBAL_HOOKS = frozenset({"saved_tensors_hooks", "disable_saved_tensors_hooks",
+                          "save_on_cpu"})
+# Views of raw memory: numpy's as_strided does not check its strides, and with an
+# object's address (``id``, ``hash``, ``repr``) it rewrites any object in the process,
+# a checker's code included.
+RAW_MEMORY = frozenset({"as_strided", "as_strided_", "as_strided_scatter", "byte_bounds",
+                        "DummyArray", "ctypes", "ctypeslib"})
+# Files that an allowed library imports or unpickles (``matplotlib.use("module://x")``
+# imports x.py from the working folder): an answer never writes them.
+CODE_SUFFIXES = frozenset({".py", ".pyc", ".pyw", ".so", ".pth", ".pkl", ".pickle", ".npy",
+                           ".npz", ".pt", ".ckpt", ".ipynb"})
+# What may follow ``sys.stdout`` / ``sys.stderr``.
+STREAM_METHODS = frozenset({"write", "flush", "writelines"})
 BUILTIN_NAMES = frozenset(dir(builtins))
 # Builtins a test cell's own asserts use: rebinding one at the top level changes them.
 TESTED_BUILTINS = frozenset({
@@ -99,6 +161,7 @@ TESTED_BUILTINS = frozenset({
     "zip", "enumerate", "sorted", "repr", "getattr", "hasattr", "callable", "super", "object",
 })
 DUNDER = re.compile(r"^__\w+__$")
+DUNDER_FIELD = re.compile(r"\{[^{}]*\.__\w+__")  # "{0.__globals__}".format(f)
 # `%matplotlib inline` is the one magic an honest notebook commonly keeps.
 MATPLOTLIB_MAGIC = re.compile(r"^\s*%matplotlib(\s+[\w-]+)?\s*$")
 
@@ -137,12 +200,12 @@ class Context:
             in_imports_area = meta.get("locked") and not meta.get("grade") and not meta.get(
                 "solution")
             for node in ast.walk(tree):
-                for module, name, bound in _imports(node):
+                for module, name, bound, origin in _imports(node):
                     top = module.split(".")[0]
                     if top != "course_lib":
                         modules.add(top)
                     if in_imports_area:
-                        context.imported[bound] = f"{module}.{name}" if name else module
+                        context.imported[bound] = origin
                         if top == "course_lib":
                             context.course_lib.setdefault(module, set()).add(name)
         context.modules = frozenset(modules)
@@ -182,13 +245,34 @@ def _parse(source: str) -> ast.Module | None:
         return None
 
 
-def _imports(node) -> list[tuple[str, str, str]]:
-    """(module, imported name or "", name bound) for an import statement."""
+def _imports(node) -> list[tuple[str, str, str, str]]:
+    """(module, imported name or "", name bound, what the name is bound to) for an import
+    statement; ``import torch.nn`` binds ``torch`` to torch, ``import torch.nn as t`` binds
+    ``t`` to torch.nn."""
     if isinstance(node, ast.Import):
-        return [(a.name, "", a.asname or a.name.split(".")[0]) for a in node.names]
+        return [(a.name, "", a.asname, a.name) if a.asname else
+                (a.name, "", a.name.split(".")[0], a.name.split(".")[0]) for a in node.names]
     if isinstance(node, ast.ImportFrom) and node.module and not node.level:
-        return [(node.module, a.name, a.asname or a.name) for a in node.names]
+        return [(node.module, a.name, a.asname or a.name, f"{node.module}.{a.name}")
+                for a in node.names]
     return []
+
+
+def _attribute_reason(name: str) -> str | None:
+    """Why reading or writing an attribute called ``name`` (on anything) is flagged."""
+    if DUNDER.match(name) and name not in HARMLESS_DUNDERS:
+        return f"accesses the attribute {name}"
+    if name in INTERPRETER_ATTRIBUTES:
+        return f"accesses {name}, the interpreter's own frames and code"
+    if name in KERNEL_ATTRIBUTES:
+        return f"accesses {name}, the kernel's own machinery"
+    if name in RAW_MEMORY:
+        return f"uses {name}, which reads and writes raw memory"
+    if name in FIELD_LOOKUPS:
+        return f"uses {name}, which looks attributes up by a string, like getattr"
+    if name.startswith(GLOBAL_HOOK_PREFIX) or name in GLOBAL_HOOKS:
+        return f"uses {name}, a hook torch calls for everyone's tensors (the checker's too)"
+    return None
 
 
 # ------------------------------------------------------------------ one cell
@@ -222,6 +306,7 @@ class _CellScanner(ast.NodeVisitor):
         self.found: list[tuple[int, str]] = []
         self.function_depth = 0
         self.globals_declared: set[str] = set()
+        self.called: set[int] = set()  # id() of getattr-like functions called directly
 
     def flag(self, node, reason: str) -> None:
         self.found.append((getattr(node, "lineno", 0), reason))
@@ -246,8 +331,7 @@ class _CellScanner(ast.NodeVisitor):
             self._check_import(node)
 
     def _check_import(self, node) -> None:
-        for module, name, bound in _imports(node):
-            origin = f"{module}.{name}" if name else module
+        for module, name, bound, origin in _imports(node):
             top = module.split(".")[0]
             if module == "sys" and (not name or origin in STANDARD_STREAMS):
                 self._bind(node, bound, origin)
@@ -259,7 +343,7 @@ class _CellScanner(ast.NodeVisitor):
             elif top not in self.context.modules:
                 self.flag(node, f"imports {module}, which this assignment does not need")
             else:
-                self._check_dotted(node, origin)
+                self._check_dotted(node, f"{module}.{name}" if name else module)
             self._bind(node, bound, origin)
 
     def _bind(self, node, name: str, origin: str | None) -> None:
@@ -284,6 +368,10 @@ class _CellScanner(ast.NodeVisitor):
     def visit_Name(self, node):
         if self.aliases.get(node.id) == "sys" and id(node) not in self.streams:
             self.flag(node, "uses sys (only sys.stdout and sys.stderr are allowed)")
+        looks_up = node.id in ATTRIBUTE_FUNCTIONS or self.aliases.get(node.id) in CALL_ONLY
+        if looks_up and id(node) not in self.called:
+            self.flag(node, f"passes {node.id} around (it may only be called, with a "
+                            "constant attribute name)")
         if node.id in FORBIDDEN_NAMES:
             self.flag(node, f"uses {node.id}")
         elif DUNDER.match(node.id) and node.id not in HARMLESS_DUNDERS:
@@ -292,8 +380,9 @@ class _CellScanner(ast.NodeVisitor):
             self._bind(node, node.id, None)
 
     def visit_Attribute(self, node):
-        if DUNDER.match(node.attr) and node.attr not in HARMLESS_DUNDERS:
-            self.flag(node, f"accesses the attribute {node.attr}")
+        reason = _attribute_reason(node.attr)
+        if reason:
+            self.flag(node, reason)
         dotted = self.resolve(node)
         if dotted is not None:
             self._check_dotted(node, dotted)
@@ -305,6 +394,10 @@ class _CellScanner(ast.NodeVisitor):
             elif node.attr in CHECKING_NAMES or node.attr.startswith("check"):
                 self.flag(node, f"sets an attribute named {node.attr}, a function that "
                                 "tests use")
+            elif _root(node) is None and any(isinstance(n, ast.Call)
+                                             for n in ast.walk(node.value)):
+                self.flag(node, f"changes {ast.unparse(node)}, an attribute of what a call "
+                                "returned (such as the class type(x))")
         self.generic_visit(node)
 
     def visit_Subscript(self, node):
@@ -318,7 +411,16 @@ class _CellScanner(ast.NodeVisitor):
     def _check_dotted(self, node, dotted: str) -> None:
         parts = dotted.split(".")
         if ".".join(parts[:2]) in STANDARD_STREAMS:
+            if len(parts) > 2 and parts[2] not in STREAM_METHODS:
+                self.flag(node, f"uses {dotted} (only write and flush of sys.stdout and "
+                                "sys.stderr are allowed)")
             return
+        reasons = [_attribute_reason(p) for p in parts[1:] if _attribute_reason(p)]
+        if reasons:
+            self.flag(node, reasons[0])
+        if dotted in CALL_ONLY and id(node) not in self.called:
+            self.flag(node, f"passes {dotted} around (it may only be called, with constant "
+                            "attribute names)")
         if any(p in FORBIDDEN_SEGMENTS for p in parts[1:]) or parts[0] in FORBIDDEN_SEGMENTS:
             self.flag(node, f"uses {dotted}")
         elif any(p.startswith("_") and not DUNDER.match(p) for p in parts):
@@ -330,6 +432,28 @@ class _CellScanner(ast.NodeVisitor):
         if isinstance(node.value, str) and DUNDER.match(node.value) and (
                 node.value not in HARMLESS_DUNDERS):
             self.flag(node, f"names the attribute {node.value} in a string")
+        elif isinstance(node.value, str) and "{" in node.value and DUNDER_FIELD.search(
+                node.value):
+            self.flag(node, "a format string that looks up a dunder attribute")
+        elif isinstance(node.value, str):
+            self._check_code_in_string(node)
+
+    def _check_code_in_string(self, node) -> None:
+        """A string that is code some library runs (a timer's statement, an annotation
+        that typing evaluates) is scanned as code too."""
+        text = node.value
+        if "module://" in text:
+            self.flag(node, "names a module to import (matplotlib's 'module://' backends)")
+        if len(text) > 10_000 or not any(c in text for c in "(.[=:"):
+            return  # a word or a sentence, not a statement worth running
+        try:
+            tree = ast.parse(text)
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            return
+        inner = _CellScanner(self.context, dict(self.aliases), self.streams)
+        inner.visit(tree)
+        if inner.found:
+            self.flag(node, f"a string holding code that {inner.found[0][1]}")
 
     # ---- statements that bind or change scope
 
@@ -338,6 +462,8 @@ class _CellScanner(ast.NodeVisitor):
         self.visit(node.value)
         plain = isinstance(node.value, ast.Attribute | ast.Name)
         origin = self.resolve(node.value) if plain else None
+        if origin is None and _runtime_class(node.value):
+            origin = RUNTIME_CLASS  # ``T = type(x)``: ``T.sum = f`` patches a class
         for target in node.targets:
             if isinstance(target, ast.Name) and origin is not None:
                 if target.id in FORBIDDEN_NAMES or DUNDER.match(target.id):
@@ -378,6 +504,9 @@ class _CellScanner(ast.NodeVisitor):
             origin = self.resolve(base)
             if origin in TENSOR_CLASSES:
                 self.flag(base, f"defines a subclass of {origin}")
+            elif _runtime_class(base):
+                self.flag(base, f"defines a subclass of {ast.unparse(base)}, a class found "
+                                "at run time")
         for statement in node.body:
             if isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef) and (
                     statement.name in LYING_METHODS):
@@ -400,6 +529,32 @@ class _CellScanner(ast.NodeVisitor):
     def visit_Nonlocal(self, node):
         self.generic_visit(node)
 
+    def _match_binding(self, node, name: str | None) -> None:
+        """``case check_x:``, ``case [*torch]``, ``case {**print}`` bind names too."""
+        if name is None:
+            return
+        if name in FORBIDDEN_NAMES or (DUNDER.match(name) and name not in HARMLESS_DUNDERS):
+            self.flag(node, f"uses {name}")
+        self._bind(node, name, None)
+
+    def visit_MatchAs(self, node):
+        self._match_binding(node, node.name)
+        self.generic_visit(node)
+
+    def visit_MatchStar(self, node):
+        self._match_binding(node, node.name)
+
+    def visit_MatchClass(self, node):
+        """``case object(f_globals=g)`` reads the attribute f_globals, like getattr."""
+        for name in node.kwd_attrs:
+            if _name_reason(name):
+                self.flag(node, f"a match pattern looks up {name}: {_name_reason(name)}")
+        self.generic_visit(node)
+
+    def visit_MatchMapping(self, node):
+        self._match_binding(node, node.rest)
+        self.generic_visit(node)
+
     def visit_ExceptHandler(self, node):
         if node.name:
             self._bind(node, node.name, None)
@@ -416,12 +571,56 @@ class _CellScanner(ast.NodeVisitor):
     # ---- calls
 
     def visit_Call(self, node):
+        if any(k.arg == "allow_pickle" for k in node.keywords):
+            self.flag(node, "allow_pickle: unpickling runs whatever the data says")
         name = node.func.id if isinstance(node.func, ast.Name) else None
         if name == "open":
             self._check_open(node)
         elif name in ATTRIBUTE_FUNCTIONS:
+            self.called.add(id(node.func))
             self._check_attribute_function(node, name)
+        elif name == "type" and len(node.args) == 3:
+            self.flag(node, "creates a class with type(name, bases, namespace), whose "
+                            "methods can have any name")
+        elif self.resolve(node.func) in ATTRIBUTE_LOOKUPS:
+            self.called.add(id(node.func))
+            self._check_lookup(node)
+        self._check_wrapper_copy(node)
         self.generic_visit(node)
+
+    def _check_wrapper_copy(self, node) -> None:
+        """functools.update_wrapper(target, source, assigned=names) and wraps(source)(target)
+        copy attributes chosen by name (``__code__`` too) onto the target."""
+        what = self.resolve(node.func)
+        if what in ATTRIBUTE_COPIERS:
+            self.called.add(id(node.func))
+        if isinstance(node.func, ast.Call) and self.resolve(node.func.func) == "functools.wraps":
+            target = node.args[0] if node.args else None
+        elif what == "functools.update_wrapper":
+            target = node.args[0] if node.args else None
+        else:
+            return
+        if target is None or _root(target) in self.aliases or _root(target) is None:
+            self.flag(node, f"copies attributes onto {ast.unparse(target) if target else '?'}"
+                            ", which is imported or computed")
+        call = node.func if what != "functools.update_wrapper" else node
+        if len(call.args) > (2 if what == "functools.update_wrapper" else 1) or call.keywords:
+            self.flag(node, "chooses the attributes functools copies (assigned=, updated=)")
+
+    def _check_lookup(self, node) -> None:
+        """``operator.attrgetter("a.b")``, ``operator.methodcaller("name", ...)``."""
+        what = self.resolve(node.func)
+        names = node.args if what == "operator.attrgetter" else node.args[:1]
+        if not names or node.keywords and what == "operator.attrgetter":
+            self.flag(node, f"{what} with a computed attribute name")
+        for argument in names:
+            if not (isinstance(argument, ast.Constant) and isinstance(argument.value, str)):
+                self.flag(node, f"{what} with a computed attribute name")
+                continue
+            for part in argument.value.split("."):
+                reason = _name_reason(part)
+                if reason:
+                    self.flag(node, f"{what}: {reason}")
 
     def _check_open(self, node) -> None:
         path = node.args[0] if node.args else None
@@ -429,15 +628,48 @@ class _CellScanner(ast.NodeVisitor):
             self.flag(node, "opens a file whose path is computed")
         elif path.value.startswith(("/", "~")) or ".." in Path(path.value).parts:
             self.flag(node, f"opens {path.value!r}, outside the working folder")
+        elif Path(path.value).suffix.lower() in CODE_SUFFIXES:
+            self.flag(node, f"opens {path.value!r}, a file Python imports or unpickles")
 
     def _check_attribute_function(self, node, name: str) -> None:
         attribute = node.args[1] if len(node.args) > 1 else None
         if not (isinstance(attribute, ast.Constant) and isinstance(attribute.value, str)):
             self.flag(node, f"{name} with a computed attribute name")
-        elif attribute.value.startswith("_"):
-            self.flag(node, f"{name} of the private attribute {attribute.value}")
-        if name in ("setattr", "delattr") and node.args and _root(node.args[0]) in self.aliases:
-            self.flag(node, f"{name} on {ast.unparse(node.args[0])}, which is imported")
+        elif _name_reason(attribute.value):
+            self.flag(node, f"{name}: {_name_reason(attribute.value)}")
+        elif name in ("setattr", "delattr") and (attribute.value in CHECKING_NAMES
+                                                 or attribute.value.startswith("check")):
+            self.flag(node, f"{name} of {attribute.value}, a function that tests use")
+        if name in ("setattr", "delattr") and node.args:
+            root = _root(node.args[0])
+            if root in self.aliases:
+                self.flag(node, f"{name} on {ast.unparse(node.args[0])}, which is imported")
+            elif root is None:
+                self.flag(node, f"{name} on {ast.unparse(node.args[0])}, what a call "
+                                "returned (such as the class type(x))")
+
+
+def _name_reason(name: str) -> str | None:
+    """Why an attribute name given as a string (to getattr, attrgetter...) is flagged."""
+    if name.startswith("_"):
+        return f"the private attribute {name}"
+    if name in FORBIDDEN_SEGMENTS:
+        return f"the attribute {name}"
+    return _attribute_reason(name)
+
+
+RUNTIME_CLASS = "type(...)"  # the origin of a name bound to a class found at run time
+
+
+def _runtime_class(node) -> bool:
+    """``type(x)``, ``C.mro()[1]``: a class found at run time (torch.Tensor, say)."""
+    while isinstance(node, ast.Subscript):
+        node = node.value
+    if not isinstance(node, ast.Call):
+        return False
+    func = node.func
+    return (isinstance(func, ast.Name) and func.id == "type" and len(node.args) == 1) or (
+        isinstance(func, ast.Attribute) and func.attr == "mro")
 
 
 def scan_source(source: str, context: Context, aliases: dict[str, str] | None = None
