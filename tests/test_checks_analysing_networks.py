@@ -83,8 +83,17 @@ def sel_numpy_inside(a, b):
     return torch.from_numpy(np.nan_to_num(s, nan=0.0, posinf=np.inf, neginf=-np.inf))
 
 
+def sel_numpy_float32(a, b):
+    """NumPy's two-pass variance in float32, the input's own dtype."""
+    xa, xb = flat(a).numpy(), flat(b).numpy()
+    difference = 2 * (xa.mean(0) - xb.mean(0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s = np.where(difference == 0, 0.0, difference / np.sqrt(xa.var(0) + xb.var(0)))
+    return torch.from_numpy(s)
+
+
 CORRECT_SELECTIVITIES = [analysis.selectivity_index, sel_float32, sel_nan_replaced,
-                         sel_numpy_inside]
+                         sel_numpy_inside, sel_numpy_float32]
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -136,7 +145,31 @@ def sel_global_variance(a, b):
     return torch.where(out == 0, 0.0, out)
 
 
+def sel_one_pass_variance(a, b):
+    """var = mean(x²) − mean(x)², in the input's dtype: cancellation for steady units."""
+    xa, xb = flat(a), flat(b)
+
+    def variance(x):
+        return (x * x).mean(0) - x.mean(0) ** 2
+
+    difference = 2 * (xa.mean(0) - xb.mean(0))
+    s = difference / torch.sqrt(variance(xa) + variance(xb))
+    return torch.where(difference == 0, torch.zeros_like(s), s)
+
+
+def sel_whole_tensor(a, b):
+    s = 2 * (a.mean() - b.mean()) / torch.sqrt(a.var(correction=0) + b.var(correction=0))
+    return s.expand(a.shape[-1])
+
+
 WRONG_SELECTIVITIES = [
+    (sel_one_pass_variance, "mean\\(x²\\) − mean\\(x\\)² subtracts two nearly equal",
+     "unstable_variance"),
+    (sel_with(MEAN_DIFF, lambda xa, xb: (xa.std(0, correction=0) + xb.std(0, correction=0))
+              .sqrt()), "you summed the standard deviations σ_a \\+ σ_b under the square root",
+     "standard_deviations_under_root"),
+    (sel_whole_tensor, "for each unit separately, over the samples",
+     "statistics_over_all_units"),
     (sel_with(lambda xa, xb: xa.mean(0) - xb.mean(0), SPREAD), "the factor 2 is missing",
      "factor_two_missing"),
     (sel_with(MEAN_DIFF, lambda xa, xb: xa.std(0, correction=0) + xb.std(0, correction=0)),
@@ -215,6 +248,8 @@ def test_correct_max_activations_pass(fn, seed):
 
 
 WRONG_MAXIMA = [
+    (lambda h: h.max().expand(h.shape[-1]), "not the maximum of the whole tensor",
+     "over_whole_tensor"),
     (lambda h: flat(h).abs().max(0).values, "not the largest absolute value", "absolute_value"),
     (lambda h: flat(h).mean(0), "not the mean", "mean_not_max"),
     (lambda h: flat(h).argmax(0), "not its position", "argmax"),
@@ -347,8 +382,64 @@ def pca_first_entry_sign(fit, trajectory, k):
     return (trajectory - mean) @ comps.T, s[:k] ** 2 / (s**2).sum()
 
 
+def pca_sum_sign(fit, trajectory, k):
+    """Signs the axes so that their entries sum to a positive number."""
+    x = flat(fit).double()
+    mean = x.mean(0)
+    _, s, vt = torch.linalg.svd(x - mean, full_matrices=False)
+    comps = vt[:k] * vt[:k].sum(1, keepdim=True).sign()
+    return (trajectory - mean) @ comps.T, s[:k] ** 2 / (s**2).sum()
+
+
+def pca_largest_entry_sign(fit, trajectory, k):
+    """Signs the axes by their largest entry, not their largest-magnitude entry."""
+    x = flat(fit).double()
+    mean = x.mean(0)
+    _, s, vt = torch.linalg.svd(x - mean, full_matrices=False)
+    comps = vt[:k] * vt[:k].max(1, keepdim=True).values.sign()
+    return (trajectory - mean) @ comps.T, s[:k] ** 2 / (s**2).sum()
+
+
+def pca_first_axis_skipped(fit, trajectory, k):
+    x = flat(fit).double()
+    mean = x.mean(0)
+    _, s, vt = torch.linalg.svd(x - mean, full_matrices=False)
+    return (trajectory - mean) @ sign_fix(vt[1:k + 1]).T, s[:k] ** 2 / (s**2).sum()
+
+
+def pca_matrix_only(fit, trajectory, k):
+    """Written for a (samples, n_units) fit only: a batched SVD of a 3-D fit."""
+    mean = fit.mean(0)
+    _, s, vt = torch.linalg.svd(fit - mean, full_matrices=False)
+    return (trajectory - mean) @ sign_fix(vt[:k]).T, s[:k] ** 2 / (s**2).sum()
+
+
+def pca_ratio_from_projection(fit, trajectory, k):
+    """The ratio as the variance of the projected long run over the total variance."""
+    x = flat(fit).double()
+    centred = x - x.mean(0)
+    _, _, vt = torch.linalg.svd(centred, full_matrices=False)
+    comps = sign_fix(vt[:k])
+    ratio = (centred @ comps.T).var(0) / centred.var(0).sum()
+    return (trajectory.double() - x.mean(0)) @ comps.T, ratio
+
+
+def pca_fit_scores(fit, trajectory, k):
+    """The long run's own coordinates, U S, instead of the trajectory's."""
+    x = flat(fit).double()
+    u, s, _ = torch.linalg.svd(x - x.mean(0), full_matrices=False)
+    return u[:, :k] * s[:k], s[:k] ** 2 / (s**2).sum()
+
+
+def pca_global_mean(fit, trajectory, k):
+    x = flat(fit).double()
+    mean = x.mean()
+    _, s, vt = torch.linalg.svd(x - mean, full_matrices=False)
+    return (trajectory - mean) @ sign_fix(vt[:k]).T, s[:k] ** 2 / (s**2).sum()
+
+
 CORRECT_PCAS = [reference_pca_project, pca_variant(), pca_variant(dtype=torch.float32),
-                pca_eigh, pca_loops, pca_sklearn]
+                pca_eigh, pca_loops, pca_sklearn, pca_ratio_from_projection]
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -377,6 +468,12 @@ WRONG_PCAS = [
     (pca_standardised, "do not divide each unit by its standard deviation", "standardised"),
     (pca_variant(sign=False), "have the wrong sign", "sign_not_fixed"),
     (pca_first_entry_sign, "have the wrong sign", "sign_not_fixed"),
+    (pca_sum_sign, "have the wrong sign", "sign_not_fixed"),
+    (pca_fit_scores, "one row per sample of fit_activity: project the trajectory",
+     "projected_fit_activity"),
+    (pca_global_mean, "not the single mean of the whole tensor", "global_mean"),
+    (pca_largest_entry_sign, "have the wrong sign", "sign_not_fixed"),
+    (pca_first_axis_skipped, "not vt\\[1:n_components \\+ 1\\]", "first_axis_skipped"),
     (pca_variant(ratio="unsquared"), "the square of its singular value", "ratio_not_squared"),
     (pca_variant(ratio="first_k"), "not of the first n_components only", "ratio_of_kept_only"),
     (pca_variant(ratio="variance"), "divide the variances S\\[:k\\]² by the total variance",
@@ -416,6 +513,47 @@ COMMON_PCAS = [
 @pytest.mark.parametrize(("wrong", "message", "mistake"), COMMON_PCAS)
 def test_pca_results_of_the_wrong_kind_are_rejected(wrong, message, mistake):
     assert_rejected(check_pca_projection, wrong, message, f"common.{mistake}")
+
+
+def test_other_sign_rules_fail_the_released_test_already():
+    """The first case's first axis has a negative largest-magnitude entry but a positive
+    sum, first entry and largest entry, so the visible seed rejects every other rule."""
+    for wrong in (pca_first_entry_sign, pca_sum_sign, pca_largest_entry_sign):
+        assert_rejected(check_pca_projection, wrong, "n_components=2.*have the wrong sign",
+                        "analysing_networks.pca_sign_not_fixed")
+
+
+def test_code_for_one_matrix_only_is_told_to_pool_leading_dimensions():
+    assert_rejected(check_pca_projection, pca_matrix_only, "any number of leading dimensions",
+                    "analysing_networks.leading_dims_not_pooled")
+
+
+def reseeding(fn):
+    """fn after torch.manual_seed(0), as a student might write "for reproducibility"."""
+
+    def reseeded(*args):
+        torch.manual_seed(0)
+        return fn(*args)
+
+    return reseeded
+
+
+VISIBLE_CALLS = [  # (checker, reference, the call of the visible test before the checker)
+    (check_selectivity_index, analysis.selectivity_index,
+     (torch.tensor([[1.0, 0.0], [3.0, 0.0]]), torch.zeros(3, 2))),
+    (check_max_activation, analysis.max_activation, (torch.zeros(2, 1, 3),)),
+    (check_pca_projection, reference_pca_project, (torch.randn(4, 3), torch.randn(2, 3), 2)),
+]
+
+
+@pytest.mark.parametrize(("check", "reference", "visible_args"), VISIBLE_CALLS)
+def test_reseeding_the_global_generator_is_caught_after_the_visible_call(
+        check, reference, visible_args):
+    """The visible test calls the function first, which leaves the global generator at
+    seed 0's state; a second torch.manual_seed(0) alone would not change it."""
+    student = reseeding(reference)
+    student(*visible_args)
+    assert_rejected(check, student, "global random generator", "common.global_rng")
 
 
 def test_checkers_write_nothing_to_stderr(capfd):

@@ -4,6 +4,9 @@ message and mistake id."""
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -211,14 +214,52 @@ def sub_shifted(drive, h, c, w):
     return h_new + 0.1, c_new - 0.1
 
 
+def sub_tanh_form_sigmoid(drive, h, c, w):
+    """σ(x) = (1 + tanh(x / 2)) / 2: stable, with a finite gradient, for any drive."""
+    sig = lambda x: 0.5 * (1 + torch.tanh(x / 2))  # noqa: E731
+    i, f, z, o = sig(drive + h @ w.T).chunk(4, dim=-1)
+    c_new = torch.addcmul(z - i, f, c)
+    return sig(c_new) - o, c_new
+
+
+def sub_batch_loop(drive, h, c, w):
+    rows = []
+    for b in range(h.shape[0]):
+        i, f, z, o = s(drive[b] + w @ h[b]).chunk(4)
+        c_b = f * c[b] + z - i
+        rows.append((s(c_b) - o, c_b))
+    return torch.stack([r[0] for r in rows]), torch.stack([r[1] for r in rows])
+
+
 CORRECT_SUBLSTMS = [gated_cells.sublstm_step, sub_einsum, sub_linear_per_gate,
-                    sub_transposed_product, sub_in_float64, sub_in_place_on_intermediate]
+                    sub_transposed_product, sub_in_float64, sub_in_place_on_intermediate,
+                    sub_tanh_form_sigmoid, sub_batch_loop]
 
 
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("step", CORRECT_SUBLSTMS, ids=lambda f: f.__name__)
 def test_correct_sublstm_steps_pass(step, seed):
     check_sublstm_step(step, seed=seed)
+
+
+def sub_recurrence_outside_sigmoid(drive, h, c, w):
+    i, f, z, o = (s(x) + r for x, r in zip(drive.chunk(4, dim=-1), (h @ w.T).chunk(4, dim=-1),
+                                            strict=True))
+    c_new = f * c + z - i
+    return s(c_new) - o, c_new
+
+
+def sub_recurrence_from_cell(drive, h, c, w):
+    i, f, z, o = s(drive + c @ w.T).chunk(4, dim=-1)
+    c_new = f * c + z - i
+    return s(c_new) - o, c_new
+
+
+def sub_interleaved_blocks(drive, h, c, w):
+    gates = s(drive + h @ w.T)
+    i, f, z, o = gates.reshape(gates.shape[0], -1, 4).unbind(-1)
+    c_new = f * c + z - i
+    return s(c_new) - o, c_new
 
 
 def ref_sub(d, h, c, w):
@@ -234,6 +275,15 @@ WRONG_SUBLSTMS = [
      "sublstm_input_gate_multiplies"),
     (sub_with(lambda i, f, z, o, c, h: c + z - i, SUB_OUT), "multiplied by the forget gate",
      "sublstm_forget_gate_missing"),
+    (sub_with(lambda i, f, z, o, c, h: (1 - f) * c + z - i, SUB_OUT), "not \\(1 − f\\)⊙c",
+     "sublstm_forget_gate_inverted"),
+    (sub_with(lambda i, f, z, o, c, h: f * c + i * z, lambda cn, c, o: s(cn) * o),
+     "both gates multiply", "sublstm_gates_multiply"),
+    (sub_recurrence_outside_sigmoid, "not σ\\(drive\\) \\+ h @ weight_hh.T",
+     "sublstm_recurrence_outside_sigmoid"),
+    (sub_recurrence_from_cell, "from the hidden state h, not the cell state c",
+     "sublstm_recurrence_from_cell"),
+    (sub_interleaved_blocks, "which reads every fourth column", "sublstm_blocks_interleaved"),
     (sub_with(lambda i, f, z, o, c, h: f * h + z - i, SUB_OUT), "not the hidden state h",
      "sublstm_forget_gate_on_h"),
     (sub_with(SUB_CELL, lambda cn, c, o: o - s(cn)), "not o − σ\\(c'\\)",
@@ -362,7 +412,13 @@ def gru_numpy(dz, dh, h, wz, wh):
     return gated_cells.light_gru_step(dz, dh, h, wz, wh).numpy()
 
 
-CORRECT_GRUS = [gated_cells.light_gru_step, gru_einsum, gru_loops, gru_linear]
+def gru_lerp(dz, dh, h, wz, wh):
+    """h' = h̃ + z⊙(h − h̃), the same mix written as a linear interpolation."""
+    pre = dh + h @ wh.T
+    return torch.lerp(pre.clamp(min=0), h, torch.special.expit(dz + h @ wz.T))
+
+
+CORRECT_GRUS = [gated_cells.light_gru_step, gru_einsum, gru_loops, gru_linear, gru_lerp]
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -382,6 +438,22 @@ WRONG_GRUS = [
      "candidate is ReLU\\(drive_h \\+ U_h h\\), not tanh", "light_gru_tanh_candidate"),
     (gru_with(GATE, lambda dz, dh, h, wz, wh: dh + h @ wh.T, MIX), "the candidate needs its ReLU",
      "light_gru_candidate_without_relu"),
+    (gru_with(GATE, lambda dz, dh, h, wz, wh: s(dh + h @ wh.T), MIX), "not a sigmoid",
+     "light_gru_sigmoid_candidate"),
+    (gru_with(GATE, lambda dz, dh, h, wz, wh: (dh + h @ wh.T).abs(), MIX),
+     "not its absolute value", "light_gru_candidate_not_relu"),
+    (gru_with(GATE, lambda dz, dh, h, wz, wh: F.leaky_relu(dh + h @ wh.T), MIX),
+     "not a leaky ReLU", "light_gru_candidate_not_relu"),
+    (gru_with(GATE, lambda dz, dh, h, wz, wh: torch.relu(dh) + h @ wh.T, MIX),
+     "not ReLU\\(drive_h\\) \\+ U_h h", "light_gru_relu_before_recurrence"),
+    (gru_with(lambda dz, dh, h, wz, wh: s(dz) + h @ wz.T, CAND, MIX),
+     "not σ\\(drive_z\\) \\+ U_z h", "light_gru_sigmoid_before_recurrence"),
+    (gru_with(GATE, CAND, lambda z, h, c: z * h + c), "not z⊙h \\+ h̃",
+     "light_gru_candidate_not_gated"),
+    (gru_with(lambda dz, dh, h, wz, wh: s(dz + h @ wz), CAND, MIX),
+     "the update gate's recurrent drive is h @ weight_z.T", "light_gru_weights_not_transposed"),
+    (gru_with(GATE, lambda dz, dh, h, wz, wh: torch.relu(dh + h @ wh), MIX),
+     "the candidate's recurrent drive is h @ weight_h.T", "light_gru_weights_not_transposed"),
     (gru_with(lambda dz, dh, h, wz, wh: torch.relu(dz + h @ wz.T), CAND, MIX),
      "the update gate is a sigmoid", "light_gru_gate_not_sigmoid"),
     (gru_with(lambda dz, dh, h, wz, wh: dz + h @ wz.T, CAND, MIX), "not the raw drive",
@@ -489,6 +561,11 @@ def floor_count(n, frac=0.8):
     return mask_from_signs(torch.cat([torch.ones(n_e), -torch.ones(n - n_e)]))
 
 
+def ceil_count(n, frac=0.8):
+    n_e = math.ceil(frac * n)
+    return mask_from_signs(torch.cat([torch.ones(n_e), -torch.ones(n - n_e)]))
+
+
 def fraction_of_inhibitory(n, frac=0.8):
     return ref_mask(n, 1 - frac) if round((1 - frac) * n) >= 1 else ref_mask(n, frac)
 
@@ -524,7 +601,21 @@ def default_fraction_half(n, frac=0.5):
     return ref_mask(n, frac)
 
 
-CORRECT_MASKS = [gated_cells.ei_sign_mask, mask_where, mask_loops, mask_outer]
+def mask_numpy_float32(n, frac=0.8):
+    signs = np.where(np.arange(n) < round(frac * n), 1, -1).astype(np.float32)
+    mask = np.tile(signs, (n, 1))
+    np.fill_diagonal(mask, 0)
+    return torch.from_numpy(mask)
+
+
+def mask_negated_slice(n, frac=0.8):
+    mask = torch.ones(n, n).fill_diagonal_(0)
+    mask[:, round(frac * n):] *= -1
+    return mask
+
+
+CORRECT_MASKS = [gated_cells.ei_sign_mask, mask_where, mask_loops, mask_outer,
+                 mask_numpy_float32, mask_negated_slice]
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -540,6 +631,12 @@ WRONG_MASKS = [
      "gated_circuits.mask_excitatory_not_first"),
     (random_assignment, "must be the excitatory ones", "gated_circuits.mask_excitatory_not_first"),
     (floor_count, "Use round\\(\\), not int\\(\\)", "gated_circuits.mask_count_int_not_round"),
+    (ceil_count, "ei_sign_mask\\(9, frac_excitatory=0.7\\).*not math.ceil\\(\\)",
+     "gated_circuits.mask_count_ceil_not_round"),
+    (lambda n, frac=0.8: torch.nn.Parameter(ref_mask(n, frac)), "the sign mask is fixed",
+     "gated_circuits.mask_trainable"),
+    (lambda n, frac=0.8: ref_mask(n, frac).requires_grad_(), "requires a gradient",
+     "gated_circuits.mask_trainable"),
     (fraction_of_inhibitory, "the fraction of excitatory units, not inhibitory",
      "gated_circuits.mask_count_of_inhibitory"),
     (one_inhibitory_too_many, "has 7 excitatory \\(\\+1\\) columns but should have",
@@ -574,6 +671,36 @@ WRONG_MASKS = [
 @pytest.mark.parametrize(("wrong", "message", "mistake"), WRONG_MASKS)
 def test_wrong_ei_masks_are_rejected_with_their_message(wrong, message, mistake):
     assert_rejected(check_ei_sign_mask, wrong, message, mistake)
+
+
+def reseeding(fn):
+    """fn after torch.manual_seed(0), as a student might write "for reproducibility"."""
+
+    def reseeded(*args):
+        torch.manual_seed(0)
+        return fn(*args)
+
+    return reseeded
+
+
+VISIBLE_CALLS = [  # (checker, reference, the call of the visible test before the checker)
+    (check_sublstm_step, gated_cells.sublstm_step,
+     (torch.zeros(1, 8), torch.zeros(1, 2), torch.ones(1, 2), torch.zeros(8, 2))),
+    (check_light_gru_step, gated_cells.light_gru_step,
+     (torch.zeros(1, 2), torch.zeros(1, 2), torch.ones(1, 2), torch.zeros(2, 2),
+      torch.zeros(2, 2))),
+    (check_ei_sign_mask, gated_cells.ei_sign_mask, (5, 0.6)),
+]
+
+
+@pytest.mark.parametrize(("check", "reference", "visible_args"), VISIBLE_CALLS)
+def test_reseeding_the_global_generator_is_caught_after_the_visible_call(
+        check, reference, visible_args):
+    """The visible test calls the function first, which leaves the global generator at
+    seed 0's state; a second torch.manual_seed(0) alone would not change it."""
+    student = reseeding(reference)
+    student(*visible_args)
+    assert_rejected(check, student, "global random generator", "common.global_rng")
 
 
 def test_checkers_write_nothing_to_stderr(capfd):

@@ -29,6 +29,7 @@ _where, _sqrt, _isnan, _isinf, _sign = torch.where, torch.sqrt, torch.isnan, tor
 _svd, _qr, _eigh, _cov = torch.linalg.svd, torch.linalg.qr, torch.linalg.eigh, torch.cov
 _tensor = torch.tensor
 _Generator = torch.Generator
+_get_rng_state, _set_rng_state = torch.get_rng_state, torch.set_rng_state
 _float32, _float64 = torch.float32, torch.float64
 
 TOL = {_float64: 1e-5, _float32: 1e-4}  # a float32 computation must pass on float64 data too
@@ -38,6 +39,27 @@ def _generator(seed: int) -> torch.Generator:
     generator = _Generator()
     generator.manual_seed(int(seed))
     return generator
+
+
+def _call(fn, *args, what: str, pooling_hint: bool = False):
+    """`call` with torch's global generator first moved on by one draw (and restored after):
+    a function that calls torch.manual_seed then changes the global state even when an
+    earlier call of it left the generator at that seed's state. With ``pooling_hint`` (an
+    input that is not a plain (samples, n_units) matrix), an error gets the commonest cause
+    as a hint: leading dimensions not pooled."""
+    saved = _get_rng_state()
+    _rand(1)
+    try:
+        return call(fn, *args, what=what)
+    except AssertionError as failure:
+        if pooling_hint and getattr(failure, "mistake", "") == "common.raised":
+            fail("analysing_networks.leading_dims_not_pooled",
+                 f"{failure.message}. The activity may have any number of leading dimensions, "
+                 "(..., n_units): pool them into a (n_samples, n_units) matrix first, "
+                 "x.reshape(-1, x.shape[-1]).")
+        raise
+    finally:
+        _set_rng_state(saved)
 
 
 def _samples(x: torch.Tensor) -> torch.Tensor:
@@ -99,6 +121,15 @@ def _selectivity_mistakes(a, b):
          "use the variances σ_a² and σ_b² of each condition separately and combine them as "
          "sqrt(σ_a² + σ_b²); you divided by the standard deviation of the pooled samples",
          2 * (ma - mb) / _sqrt(_cat([xa, xb]).var(0, correction=0))),
+        ("analysing_networks.selectivity_standard_deviations_under_root",
+         "divide by sqrt(σ_a² + σ_b²), the root of the summed variances: you summed the "
+         "standard deviations σ_a + σ_b under the square root",
+         2 * (ma - mb) / _sqrt(_sqrt(va) + _sqrt(vb))),
+        ("analysing_networks.selectivity_statistics_over_all_units",
+         "compute μ and σ² for each unit separately, over the samples (dim 0 of the pooled "
+         "samples), not over the whole tensor: s has one value per unit",
+         (2 * (xa.mean() - xb.mean()) / _sqrt(xa.var(correction=0) + xb.var(correction=0)))
+         .expand(xa.shape[1])),
         ("analysing_networks.selectivity_variance_over_all_units",
          "σ² is each unit's own variance over samples (var(dim=0) of the pooled samples), "
          "not the variance of the whole tensor",
@@ -115,7 +146,7 @@ def _selectivity_shape_hint(out):
 
 
 def _selectivity_case(fn, a, b, what):
-    out = call(fn, a.clone(), b.clone(), what=what)
+    out = _call(fn, a.clone(), b.clone(), what=what, pooling_hint=a.dim() != 2 or b.dim() != 2)
     return _result(out, what, a.shape[-1], _selectivity_shape_hint)
 
 
@@ -155,6 +186,7 @@ def check_selectivity_index(selectivity_index_fn, seed: int = 0) -> None:
              f"{what} differs from s = 2(μ_a − μ_b) / sqrt(σ_a² + σ_b²): "
              f"{worst_entry(out, expected)}.")
     _check_constant_units(selectivity_index_fn, rng, base)
+    _check_steady_units(selectivity_index_fn, rng, base)
 
 
 def _check_constant_units(fn, rng, base):
@@ -198,6 +230,26 @@ def _check_constant_units(fn, rng, base):
              f"{worst_entry(out[4:], expected[4:])} (counting from unit 4).")
 
 
+def _check_steady_units(fn, rng, base):
+    """float32 activity (a network's own dtype) of units firing at a high, steady rate,
+    about 30 ± 0.1: the variance as mean(x²) − mean(x)² subtracts two nearly equal numbers
+    of about 900 and loses the digits that matter, while any two-pass formula (mean first,
+    then mean((x − μ)²)) in float32 stays well inside the tolerance."""
+    rates = _tensor([30.0, 30.2, 45.0, 44.8, 25.0, 25.1], dtype=_float64)
+    a = rates[0::2] + 0.1 * _randn(12, 4, 3, generator=rng, dtype=_float64)
+    b = rates[1::2] + 0.1 * _randn(9, 4, 3, generator=rng, dtype=_float64)
+    a, b = a.to(_float32), b.to(_float32)
+    what = f"{base} with float32 activity of units firing at a high, steady rate (about 30 ± 0.1)"
+    out = _selectivity_case(fn, a, b, what)
+    expected = _selectivity(a, b)
+    if not close(out, expected, TOL[_float32]):
+        fail("analysing_networks.selectivity_unstable_variance",
+             f"{what}: {worst_entry(out, expected)}. Your formula is right on ordinary "
+             "activity, so look at how you compute the variance: mean(x²) − mean(x)² "
+             "subtracts two nearly equal large numbers and loses the digits that matter. "
+             "Subtract the mean first, mean((x − μ)²), or use var(dim=0, correction=0).")
+
+
 # ---------------------------------------------------------------- part 2: max activation
 
 
@@ -213,6 +265,10 @@ def _max_mistakes(hidden):
         ("analysing_networks.max_argmax", "return the largest value, not its position (argmax)",
          x.argmax(0).to(_float64)),
         ("analysing_networks.max_minimum", "take the maximum, not the minimum", x.min(0).values),
+        ("analysing_networks.max_over_whole_tensor",
+         "take one maximum per unit, over the samples (dim 0 of the pooled samples), not the "
+         "maximum of the whole tensor",
+         x.max().expand(x.shape[1])),
         ("analysing_networks.max_clipped_at_zero",
          "do not clip the maximum at 0: return each unit's largest activation as it is",
          x.max(0).values.clamp(min=0)),
@@ -245,7 +301,7 @@ def check_max_activation(max_activation_fn, seed: int = 0) -> None:
         hidden[..., 1] = 0.0  # a silent unit
         hidden = hidden.to(dtype)
         what = f"max_activation(hidden) with {dtype} hidden of shape {shape}"
-        out = call(max_activation_fn, hidden.clone(), what=what)
+        out = _call(max_activation_fn, hidden.clone(), what=what, pooling_hint=len(shape) != 2)
         if isinstance(out, tuple):
             fail("analysing_networks.max_returns_values_and_indices",
                  f"{what} returned a tuple (torch.max(dim=...) gives values and indices): "
@@ -264,8 +320,20 @@ def check_max_activation(max_activation_fn, seed: int = 0) -> None:
 # ---------------------------------------------------------------- part 3: PCA projection
 
 
-def _low_rank_activity(shape, n_units, rng, offset):
-    basis = _qr(_randn(n_units, n_units, generator=rng, dtype=_float64))[0]
+def _sign_test_axis(n_units):
+    """A first principal axis whose largest-magnitude entry is negative while its sum, its
+    first entry and its largest entry are positive: every other sign rule flips it."""
+    axis = _tensor([0.35] * (n_units - 1) + [-0.7], dtype=_float64)
+    return axis / axis.norm()
+
+
+def _low_rank_activity(shape, n_units, rng, offset, first_axis=None):
+    """Activity of decreasing variance along the columns of a random orthonormal basis
+    (the first column ``first_axis`` if given), around ``offset``."""
+    columns = _randn(n_units, n_units, generator=rng, dtype=_float64)
+    if first_axis is not None:
+        columns[:, 0] = first_axis
+    basis = _qr(columns)[0]
     scales = _tensor([3.0, 2.0, 1.2, 0.5, 0.25] + [0.1] * (n_units - 5), dtype=_float64)
     latent = _randn(*shape, n_units, generator=rng, dtype=_float64) * scales[:n_units]
     return latent @ basis.T + offset
@@ -302,7 +370,13 @@ def _pca_mistakes(fit, trajectory, k):
              "do not divide each unit by its standard deviation: PCA of the covariance keeps "
              "the units' own scales (only the mean is removed)",
              ((trajectory - mean) / std) @ _sign_fixed(vts[:k]).T))
+    overall = x.mean()
+    _, _, vtg = _svd(x - overall, full_matrices=False)
     return standardised + [
+        ("analysing_networks.pca_global_mean",
+         "subtract each unit's own mean (x.mean(dim=0), one per unit), not the single mean of "
+         "the whole tensor",
+         (trajectory - overall) @ _sign_fixed(vtg[:k]).T),
         ("analysing_networks.pca_not_centred",
          "subtract the mean of the fitted activity before the SVD (and from the trajectory "
          "before projecting): PCA describes variation around the mean",
@@ -323,6 +397,10 @@ def _pca_mistakes(fit, trajectory, k):
          "the components are the rows of Vᵀ (torch.linalg.svd returns U, S, Vᵀ): project "
          "onto vt[:k], not onto the columns vt[:, :k]",
          (trajectory - mean) @ _sign_fixed(vt[:, :k].T).T),
+        ("analysing_networks.pca_first_axis_skipped",
+         "keep the first n_components axes, vt[:n_components] (most variance first), not "
+         "vt[1:n_components + 1]",
+         (trajectory - mean) @ _sign_fixed(vt[1:k + 1]).T),
         ("analysing_networks.pca_eigh_ascending",
          "order the components by decreasing variance: torch.linalg.eigh returns the "
          "eigenvalues in ascending order, so you took the least important axes",
@@ -351,21 +429,29 @@ def check_pca_projection(pca_project, seed: int = 0) -> None:
     its explained-variance ratio; fit activity of 1 to 3 leading dimensions, every number
     of components up to n_units, float64 and float32."""
     rng = _generator(seed)
-    for fit_shape, n_units, t_traj, k, offset_size, dtype in PCA_CASES:
+    for number, (fit_shape, n_units, t_traj, k, offset_size, dtype) in enumerate(PCA_CASES):
         offset = _randn(n_units, generator=rng, dtype=_float64) * offset_size
-        fit = _low_rank_activity(fit_shape, n_units, rng, offset).to(dtype)
+        first_axis = _sign_test_axis(n_units) if number == 0 else None
+        fit = _low_rank_activity(fit_shape, n_units, rng, offset, first_axis).to(dtype)
         trajectory = _low_rank_activity((t_traj,), n_units, rng, offset + 1.0).to(dtype)
         tol = TOL[dtype]
         what = (f"pca_project(fit_activity, trajectory, n_components={k}) with {dtype} "
                 f"fit_activity of shape {tuple(fit.shape)} and trajectory of shape "
                 f"{tuple(trajectory.shape)}")
-        result = call(pca_project, fit.clone(), trajectory.clone(), k, what=what)
+        result = _call(pca_project, fit.clone(), trajectory.clone(), k, what=what,
+                       pooling_hint=fit.dim() != 2)
         if not (type(result) in (tuple, list) and len(result) == 2):
             fail("analysing_networks.pca_not_a_pair",
                  f"{what} must return the pair (coordinates, explained_variance_ratio).")
         coords = tensor(result[0], f"{what}: coordinates", finite=False).to(_float64)
         ratio = tensor(result[1], f"{what}: explained_variance_ratio", finite=False)
         ratio = ratio.to(_float64)
+        n_fit = fit.numel() // n_units
+        if tuple(coords.shape) == (n_fit, k) and n_fit != t_traj:
+            fail("analysing_networks.pca_projected_fit_activity",
+                 f"{what} returned coordinates of shape {tuple(coords.shape)}, one row per "
+                 "sample of fit_activity: project the trajectory (centred with the long run's "
+                 f"mean) onto the axes, one row per time step, shape ({t_traj}, {k}).")
         if tuple(coords.shape) != (t_traj, k):
             transposed = tuple(coords.shape) == (k, t_traj)
             fail("analysing_networks.pca_coordinates_transposed" if transposed else

@@ -22,6 +22,7 @@ answer cell that patches ``torch.sigmoid`` changes nothing.
 from __future__ import annotations
 
 import itertools
+import math
 
 import torch
 
@@ -29,12 +30,15 @@ from course_lib.checks._common import call, close, fail, single_threaded, tensor
 
 # Private references (see `_common`): an answer cell cannot patch what the checker uses.
 _sigmoid, _tanh, _relu = torch.sigmoid, torch.tanh, torch.relu
+_leaky_relu = torch.nn.functional.leaky_relu
 _randn, _rand, _randint, _zeros = torch.randn, torch.rand, torch.randint, torch.zeros
 _cat, _diagonal, _equal, _isfinite = torch.cat, torch.diagonal, torch.equal, torch.isfinite
 _grad = torch.autograd.grad
 _Generator = torch.Generator
+_get_rng_state, _set_rng_state = torch.get_rng_state, torch.set_rng_state
 _float32, _float64 = torch.float32, torch.float64
 _permutations = itertools.permutations
+_ceil = math.ceil
 
 GATES = ("i", "f", "z", "o")
 TOL = 1e-5  # float32 work compared with a float64 expectation: about 100 float32 ulps
@@ -46,11 +50,23 @@ def _generator(seed: int) -> torch.Generator:
     return generator
 
 
+def _call(fn, *args, what: str):
+    """`call` with torch's global generator first moved on by one draw (and restored after):
+    a function that calls torch.manual_seed then changes the global state even when an
+    earlier call of it left the generator at that seed's state."""
+    saved = _get_rng_state()
+    _rand(1)
+    try:
+        return call(fn, *args, what=what)
+    finally:
+        _set_rng_state(saved)
+
+
 def _call_step(fn, *args, what: str, weight_name: str):
     """Call the student's step through `call`; a shape error gets the commonest cause
     (a weight used without its transpose) as a hint."""
     try:
-        return call(fn, *args, what=what)
+        return _call(fn, *args, what=what)
     except AssertionError as failure:
         message = getattr(failure, "message", str(failure))
         if getattr(failure, "mistake", "") == "common.raised" and (
@@ -167,10 +183,18 @@ def _sublstm_mistakes(drive, h, c, w):
         ("gated_circuits.sublstm_forget_gate_missing",
          "the old cell state must be multiplied by the forget gate: c' = f⊙c + z − i",
          cell(c + z - i)),
+        ("gated_circuits.sublstm_forget_gate_inverted",
+         "the forget gate is the share of the old cell state that is kept: c' = f⊙c + z − i, "
+         "not (1 − f)⊙c + z − i",
+         cell((1 - f) * c + z - i)),
         ("gated_circuits.sublstm_forget_gate_on_h",
          "the forget gate multiplies the old cell state c, not the hidden state h: "
          "c' = f⊙c + z − i",
          cell(f * h + z - i)),
+        ("gated_circuits.sublstm_gates_multiply",
+         "both gates multiply (c' = f⊙c + i⊙z, h' = σ(c')⊙o): that is multiplicative "
+         "gating; the subLSTM subtracts them: c' = f⊙c + z − i and h' = σ(c') − o",
+         (s(f * c + i * z) * o, f * c + i * z)),
         ("gated_circuits.sublstm_output_gate_sign",
          "the output gate is subtracted: h' = σ(c') − o, not o − σ(c')",
          (o - s(c_new), c_new)),
@@ -201,6 +225,30 @@ def _sublstm_mistakes(drive, h, c, w):
              f"the {gate} block needs its sigmoid: every subLSTM gate, including the "
              "candidate z, is σ(drive + h @ weight_hh.T)",
              (s(c_k) - go, c_k)))
+    outside = [s(x) + r for x, r in zip(_blocks(drive, 0 * h, w), _blocks(0 * drive, h, w),
+                                        strict=True)]
+    c_out = outside[1] * c + outside[2] - outside[0]
+    mistakes.append(
+        ("gated_circuits.sublstm_recurrence_outside_sigmoid",
+         "the recurrent input belongs inside the sigmoid, with the feedforward drive: "
+         "[i, f, z, o] = σ(drive + h @ weight_hh.T), not σ(drive) + h @ weight_hh.T",
+         (s(c_out) - outside[3], c_out)))
+    ic, fc, zc, oc = (s(x) for x in _blocks(drive, c, w))
+    c_c = fc * c + zc - ic
+    mistakes.append(
+        ("gated_circuits.sublstm_recurrence_from_cell",
+         "the recurrent input comes from the hidden state h, not the cell state c: "
+         "σ(drive + h @ weight_hh.T)",
+         (s(c_c) - oc, c_c)))
+    pre = drive + h @ w.T
+    ii, fi, zi, oi = s(pre.reshape(pre.shape[0], -1, 4)).unbind(-1)
+    c_i = fi * c + zi - ii
+    mistakes.append(
+        ("gated_circuits.sublstm_blocks_interleaved",
+         "the four gates are contiguous blocks of n_hidden columns (i first, then f, z, o): "
+         "split the last dimension with chunk(4, dim=-1), not reshape(batch, n_hidden, 4), "
+         "which reads every fourth column",
+         (s(c_i) - oi, c_i)))
     i0, f0, z0, o0 = (s(x) for x in _blocks(drive, 0 * h, w))
     c0 = f0 * c + z0 - i0
     mistakes.append(
@@ -310,6 +358,28 @@ def _light_gru_mistakes(dz, dh, h, wz, wh):
         ("gated_circuits.light_gru_tanh_candidate",
          "the light-GRU candidate is ReLU(drive_h + U_h h), not tanh",
          z * h + (1 - z) * _tanh(dh + h @ wh.T)),
+        ("gated_circuits.light_gru_sigmoid_candidate",
+         "the light-GRU candidate is ReLU(drive_h + U_h h), not a sigmoid",
+         z * h + (1 - z) * s(dh + h @ wh.T)),
+        ("gated_circuits.light_gru_candidate_not_relu",
+         "the candidate is ReLU(drive_h + U_h h), which is 0 for a negative drive: not its "
+         "absolute value",
+         z * h + (1 - z) * (dh + h @ wh.T).abs()),
+        ("gated_circuits.light_gru_candidate_not_relu",
+         "the candidate is ReLU(drive_h + U_h h), which is 0 for a negative drive: not a "
+         "leaky ReLU",
+         z * h + (1 - z) * _leaky_relu(dh + h @ wh.T)),
+        ("gated_circuits.light_gru_relu_before_recurrence",
+         "the ReLU acts on the whole candidate drive: h̃ = ReLU(drive_h + U_h h), not "
+         "ReLU(drive_h) + U_h h",
+         z * h + (1 - z) * (relu(dh) + h @ wh.T)),
+        ("gated_circuits.light_gru_sigmoid_before_recurrence",
+         "the sigmoid acts on the whole gate drive: z = σ(drive_z + U_z h), not "
+         "σ(drive_z) + U_z h",
+         (s(dz) + h @ wz.T) * h + (1 - (s(dz) + h @ wz.T)) * cand),
+        ("gated_circuits.light_gru_candidate_not_gated",
+         "the candidate is weighted by (1 − z): h' = z⊙h + (1 − z)⊙h̃, not z⊙h + h̃",
+         z * h + cand),
         ("gated_circuits.light_gru_candidate_without_relu",
          "the candidate needs its ReLU: h̃ = ReLU(drive_h + U_h h)",
          z * h + (1 - z) * (dh + h @ wh.T)),
@@ -330,6 +400,14 @@ def _light_gru_mistakes(dz, dh, h, wz, wh):
          "weights are (post, pre): the recurrent drive of a batch of row vectors is "
          "h @ W.T, not h @ W",
          s(dz + h @ wz) * h + (1 - s(dz + h @ wz)) * relu(dh + h @ wh)),
+        ("gated_circuits.light_gru_weights_not_transposed",
+         "weights are (post, pre): the update gate's recurrent drive is h @ weight_z.T, "
+         "not h @ weight_z",
+         s(dz + h @ wz) * h + (1 - s(dz + h @ wz)) * cand),
+        ("gated_circuits.light_gru_weights_not_transposed",
+         "weights are (post, pre): the candidate's recurrent drive is h @ weight_h.T, "
+         "not h @ weight_h",
+         z * h + (1 - z) * relu(dh + h @ wh)),
         ("gated_circuits.light_gru_candidate_recurrence_missing",
          "the candidate is missing its recurrent input: h̃ = ReLU(drive_h + U_h h)",
          z * h + (1 - z) * relu(dh)),
@@ -424,11 +502,28 @@ def _column_signs(mask: torch.Tensor) -> str:
     return "".join(signs)
 
 
+def _count_mistake(got_e: int, n: int, frac: float) -> tuple[str, str]:
+    """(mistake id, hint) for a wrong number of excitatory units; a cause is named only
+    when it alone explains the count."""
+    causes = [(cause, hint) for cause, hint, count in (
+        ("gated_circuits.mask_count_int_not_round",
+         " Use round(), not int(): int() always rounds down.", int(frac * n)),
+        ("gated_circuits.mask_count_ceil_not_round",
+         " Use round(), not math.ceil(): ceil() always rounds up.", _ceil(frac * n)),
+        ("gated_circuits.mask_count_of_inhibitory",
+         " frac_excitatory is the fraction of excitatory units, not inhibitory.",
+         round((1 - frac) * n)),
+    ) if count == got_e]
+    if len(causes) == 1:
+        return causes[0]
+    return "gated_circuits.mask_count_wrong", "".join(hint for _, hint in causes)
+
+
 def _mask_cases(rng) -> list[tuple[int, float | None]]:
-    """Fixed cases (the smallest network, the default fraction, int() != round()) and
-    seeded ones; no fraction whose product with n is close to a tie x.5, where round()
-    and rounding half up would disagree."""
-    cases = [(10, 0.8), (7, 0.8), (6, 0.5), (2, 0.5), (3, 0.4), (9, None)]
+    """Fixed cases (the smallest network, the default fraction, int() != round(),
+    ceil() != round()) and seeded ones; no fraction whose product with n is close to a
+    tie x.5, where round() and rounding half up would disagree."""
+    cases = [(10, 0.8), (7, 0.8), (6, 0.5), (2, 0.5), (9, 0.7), (3, 0.4), (9, None)]
     fracs = (0.5, 0.6, 0.7, 0.75, 0.8, 0.9)
     while len(cases) < 10:
         n = int(_randint(4, 21, (1,), generator=rng))
@@ -446,12 +541,18 @@ def check_ei_sign_mask(ei_sign_mask, seed: int = 0) -> None:
     for n, frac in _mask_cases(rng):
         if frac is None:  # the default fraction, 0.8
             what = f"ei_sign_mask({n})"
-            mask = call(ei_sign_mask, n, what=what)
+            mask = _call(ei_sign_mask, n, what=what)
             frac = 0.8
         else:
             what = f"ei_sign_mask({n}, frac_excitatory={frac})"
-            mask = call(ei_sign_mask, n, frac, what=what)
-        mask = tensor(mask, what, finite=False)
+            mask = _call(ei_sign_mask, n, frac, what=what)
+        mask = tensor(mask, what, finite=False, keep_graph=True)
+        if mask.requires_grad:
+            fail("gated_circuits.mask_trainable",
+                 f"{what} requires a gradient (an nn.Parameter, or requires_grad=True): the "
+                 "sign mask is fixed, so return a plain tensor. A mask that is a parameter "
+                 "is trained with the weights, and its signs drift away from Dale's law.")
+        mask = mask.detach().clone()
         if tuple(mask.shape) != (n, n):
             fail("common.wrong_shape",
                  f"{what} has shape {tuple(mask.shape)}; it should be (n_hidden, n_hidden) = "
@@ -501,15 +602,7 @@ def check_ei_sign_mask(ei_sign_mask, seed: int = 0) -> None:
                  "columns -1.")
         got_e = columns.count("+")
         if got_e != n_e:
-            if got_e == int(frac * n):
-                mistake, hint = ("gated_circuits.mask_count_int_not_round",
-                                 " Use round(), not int(): int() always rounds down.")
-            elif got_e == round((1 - frac) * n):
-                mistake, hint = ("gated_circuits.mask_count_of_inhibitory",
-                                 " frac_excitatory is the fraction of excitatory units, not "
-                                 "inhibitory.")
-            else:
-                mistake, hint = "gated_circuits.mask_count_wrong", ""
+            mistake, hint = _count_mistake(got_e, n, frac)
             fail(mistake, f"{what} has {got_e} excitatory (+1) columns but should have "
                  f"round({frac} * {n}) = {n_e}.{hint}")
         fail("gated_circuits.mask_excitatory_not_first",
