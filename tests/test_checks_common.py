@@ -89,6 +89,10 @@ def test_call_catches_use_of_the_global_random_generator_and_restores_it():
         call(reseeds, 3, 0, what="random(3, seed=0)")
     assert _mistake(excinfo) == "common.global_rng"
     assert torch.equal(torch.get_rng_state(), state)
+    torch.manual_seed(7)  # the notebook ran the function once: the generator is at its seed
+    with pytest.raises(CheckFailure) as excinfo:
+        call(reseeds, 0, 7, what="random(0, seed=7)")
+    assert _mistake(excinfo) == "common.global_rng"
     generator = torch.Generator().manual_seed(0)
     call(lambda n: torch.rand(n, generator=generator), 3, what="random(3)")
     call(lambda n: torch.rand(n), 3, what="init(3)", uses_global_rng=True)

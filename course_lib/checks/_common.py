@@ -32,6 +32,7 @@ _Parameter = torch.nn.Parameter
 _allclose = torch.allclose
 _equal = torch.equal
 _isfinite = torch.isfinite
+_rand = torch.rand
 _get_rng_state = torch.get_rng_state
 _set_rng_state = torch.set_rng_state
 _strided = torch.strided
@@ -118,6 +119,8 @@ def call(fn, *args, what: str, allow_in_place: bool = False, uses_global_rng: bo
       generator); the global state is restored either way.
     """
     before = [(name, _snapshot(value)) for name, value in _argument_names(fn, args, kwargs)]
+    saved = _get_rng_state()
+    _rand(1)  # move on first: a function that reseeds to where the generator was is seen too
     rng = _get_rng_state()
     try:
         result = fn(*args, **kwargs)
@@ -130,7 +133,7 @@ def call(fn, *args, what: str, allow_in_place: bool = False, uses_global_rng: bo
         fail("common.raised", f"{what} raised {_type(error).__name__}: {error}")
     finally:
         rng_changed = not _equal(_get_rng_state(), rng)
-        _set_rng_state(rng)
+        _set_rng_state(saved)
     if rng_changed and not uses_global_rng:
         fail("common.global_rng", f"{what} used or reseeded torch's global random generator "
              "(torch.manual_seed, torch.rand/randn/randperm without generator=, or a randomised "
