@@ -338,7 +338,8 @@ class _CellScanner(ast.NodeVisitor):
                 continue
             if top == "course_lib":
                 if name not in self.context.course_lib.get(module, ()):
-                    self.flag(node, f"imports {origin} (only the imports cell's "
+                    imported = f"{module}.{name}" if name else module
+                    self.flag(node, f"imports {imported} (only the imports cell's "
                                     "checkers may be imported from course_lib)")
             elif top not in self.context.modules:
                 self.flag(node, f"imports {module}, which this assignment does not need")
