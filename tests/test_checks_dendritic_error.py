@@ -92,8 +92,23 @@ def identity(u):
 
 
 def naive_softplus(u_above, u_int, top_down, w_pi):
+    """A hand-written log(1 + exp(u)): correct on every voltage the circuit meets."""
     return torch.log(1 + torch.exp(u_above)) @ top_down.T + torch.log(
         1 + torch.exp(u_int)
+    ) @ w_pi.T
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_hand_written_softplus_passes(seed):
+    """Issue 13 section 2: a correct formula written differently passes. The circuit's
+    voltages stay within a few units, so no case needs a voltage where exp(u) overflows."""
+    check_apical_voltage(naive_softplus, seed=seed)
+
+
+def softplus_minus_one(u_above, u_int, top_down, w_pi):
+    """log(exp(u) - 1) instead of log(1 + exp(u)): NaN for every negative voltage."""
+    return torch.log(torch.exp(u_above) - 1) @ top_down.T + torch.log(
+        torch.exp(u_int) - 1
     ) @ w_pi.T
 
 
@@ -104,7 +119,7 @@ def transposed_only_when_square(u_above, u_int, top_down, w_pi):
 
 
 def apical_in_place(u_above, u_int, top_down, w_pi):
-    u_above.clamp_(min=-50)  # "just to be safe"
+    u_above.clamp_(min=-20)  # "just to be safe"
     return reference_apical(u_above, u_int, top_down, w_pi)
 
 
@@ -179,7 +194,7 @@ def returns(kind):
         (apical_batch_mean, "dendritic_error.apical_shape", "should be \\(3, 4\\)"),
         (lambda *args: reference_apical(*args).clamp(-10, 10), "dendritic_error.apical_clipped",
          "clipped to \\[-10, 10\\]: the formula has no limit"),
-        (naive_softplus, "common.not_finite", "use the imported `rate\\(u\\)`"),
+        (softplus_minus_one, "common.not_finite", "log of a number <= 0"),
         (apical_float64, "common.wrong_dtype", "keep the dtype of the inputs"),
         (apical_in_place, "common.in_place", "changed its argument u_above in place"),
         (returns("list"), "common.wrong_type", "must return a torch.Tensor"),
@@ -315,7 +330,17 @@ def update_outer_mean(u, v_basal, r_pre, g, output):
     return (mismatch[:, :, None] * r_pre[:, None, :]).mean(dim=0)
 
 
-@pytest.mark.parametrize("correct", [reference_update, update_einsum, update_outer_mean])
+def update_hand_written_softplus(u, v_basal, r_pre, g, output):
+    def phi(x):
+        return torch.log(1 + torch.exp(x))
+
+    mismatch = phi(u) - phi(basal_prediction(v_basal, g, output=output))
+    return mismatch.T @ r_pre / len(u)
+
+
+@pytest.mark.parametrize(
+    "correct", [reference_update, update_einsum, update_outer_mean, update_hand_written_softplus]
+)
 @pytest.mark.parametrize("seed", SEEDS)
 def test_correct_updates_pass(correct, seed):
     check_forward_weight_update(correct, seed=seed)

@@ -100,6 +100,12 @@ def transposed_when_square(trace, u, pre, tau):
     return trace_rule(leak, inverse, transpose=True)(trace, u, pre, tau)
 
 
+def trace_floor_division_for_whole_tau(trace, u, pre, tau):
+    """Right for a float tau, but 1 // tau = 0 when tau is a whole number of steps."""
+    alpha = 1 // tau if isinstance(tau, int) else 1 / tau
+    return (1 - alpha) * trace + alpha * _outer(phi_prime(u), pre)
+
+
 def trace_in_place(trace, u, pre, tau):
     trace.mul_(1 - 1 / tau)
     return trace.add_(_outer(phi_prime(u), pre) / tau)
@@ -143,6 +149,9 @@ def trace_squeezed(trace, u, pre, tau):
         (trace_rule(leak, inverse, transpose=True), "rflo.trace_outer_transposed",
          "the outer product is transposed"),
         (transposed_when_square, "rflo.trace_outer_transposed", "the outer product is transposed"),
+        (trace_rule(lambda tau: 1 - 1 // tau, lambda tau: 1 // tau), "rflo.trace_integer_division",
+         "1 // tau is 0"),
+        (trace_floor_division_for_whole_tau, "rflo.trace_integer_division", "1 // tau is 0"),
         (trace_rule(leak, lambda tau: 1 / tau + 1e-3), "rflo.trace_wrong_value",
          "differs from \\(1 - 1/tau\\) p \\+ \\(1/tau\\) phi'\\(u\\) pre"),
         (lambda *args: reference_trace(*args).clamp(-5, 5), "rflo.trace_clipped",
@@ -373,6 +382,14 @@ def float32_state(w_in, w_rec, w_out, feedback, inputs, targets, tau):
     return reference_trial(w_in, w_rec, w_out, feedback, inputs, targets, tau)
 
 
+def floor_division_for_whole_tau(w_in, w_rec, w_out, feedback, inputs, targets, tau):
+    """Right for a float tau; with a whole number of steps 1 // tau = 0 freezes h at 0."""
+    if isinstance(tau, int):
+        zero = inputs.new_zeros(())
+        return tuple(torch.zeros_like(w) + zero for w in (w_in, w_rec, w_out))
+    return reference_trial(w_in, w_rec, w_out, feedback, inputs, targets, tau)
+
+
 def float32_sums(w_in, w_rec, w_out, feedback, inputs, targets, tau):
     """Sums in float32 tensors updated in place: float64 updates come back as float32."""
     sums = [torch.zeros(w.shape) for w in (w_in, w_rec, w_out)]
@@ -428,6 +445,8 @@ def trial_in_place(w_in, w_rec, w_out, feedback, inputs, targets, tau):
          "rflo.trial_w_out_clipped", "dW_out is the RFLO update clipped to \\[-2, 2\\]"),
         (swapped_order_when_square, "rflo.trial_wrong_order", "in another order"),
         (float32_state, "rflo.trial_float32_state", "with the inputs' dtype"),
+        (floor_division_for_whole_tau, "rflo.trial_wrong_w_out",
+         "with tau = [0-9]+: dW_out differs from the RFLO update"),
         (float32_sums, "common.wrong_dtype", "torch.zeros_like"),
         (trial_in_place, "common.in_place", "changed its argument w_rec in place"),
         (not_implemented, "common.not_implemented", "not implemented yet"),

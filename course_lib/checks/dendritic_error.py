@@ -86,9 +86,9 @@ def _result(value, what: str, expected: torch.Tensor, dtype: torch.dtype, shape_
              "inputs (do not convert with .float(), .double() or torch.tensor(...)).")
     if not bool(_isfinite(out).all()):
         fail("common.not_finite",
-             f"{what} contains NaN or inf although every input is finite. If you wrote "
-             "log(1 + exp(u)) yourself: exp overflows for large voltages; use the imported "
-             "`rate(u)`, which computes the softplus without overflow.")
+             f"{what} contains NaN or inf although every input is finite: look for a log "
+             "of a number <= 0 or a division by zero; phi(u) = log(1 + exp(u)) is the "
+             "imported `rate(u)`.")
     return out
 
 
@@ -215,7 +215,7 @@ def _apical_mistakes(u_above, u_int, top_down, w_pi):
 def _apical_cases(generator):
     """(u_above, u_interneuron, top_down, pyramid_from_interneuron): random cases first
     (square weights first, so that r @ B is diagnosed, not only a shape error), then the
-    test cell's examples and voltages far from 0."""
+    test cell's examples and voltages far from 0 (but not beyond +-30)."""
     for batch, n_k, n_above, dtype in ((3, 4, 4, _float32), (1, 5, 3, _float32),
                                        (2, 3, 6, _float32), (4, 2, 3, _float64)):
         u_above = _randn(batch, n_above, generator=generator, dtype=_float64) * 2
@@ -228,12 +228,14 @@ def _apical_cases(generator):
     b = _as_tensor([[1.0, 2.0], [0.5, -1.0], [0.0, 3.0]])
     yield u, u.clone(), b, -b
     yield u, _as_tensor([[-30.0, -30.0]]), b, -b
-    # The self-predicting state with random weights, and voltages far from 0 (the rate
-    # must stay finite: exp(100) overflows in float32).
+    # The self-predicting state with random weights, and voltages at the edge of what the
+    # circuit meets (its voltages stay within a few units; the test cell's silent
+    # interneurons sit at -30). A hand-written log(1 + exp(u)) is correct here: no case
+    # needs a voltage where exp(u) overflows.
     u_above = _randn(2, 4, generator=generator)
     top_down = _randn(6, 4, generator=generator)
     yield u_above, u_above.clone(), top_down, -top_down
-    far = _as_tensor([[100.0, -100.0, 0.5], [-95.0, 3.0, 120.0]])
+    far = _as_tensor([[30.0, -30.0, 0.5], [-25.0, 3.0, 20.0]])
     yield far, far.flip(1), _randn(2, 3, generator=generator), _randn(2, 3, generator=generator)
 
 
@@ -436,7 +438,7 @@ def _update_cases(generator):
     weight, a batch of one with values far from 0, float64), then the test cell's examples
     and boundary cases."""
     sizes = (((4, 3, 5), False, 2.0, _float32), ((3, 4, 4), True, 2.0, _float32),
-             ((1, 2, 3), False, 20.0, _float32), ((5, 3, 2), True, 2.0, _float64))
+             ((1, 2, 3), False, 10.0, _float32), ((5, 3, 2), True, 2.0, _float64))
     for (batch, n_post, n_pre), output, scale, dtype in sizes:
         u = _randn(batch, n_post, generator=generator, dtype=_float64) * scale
         v_basal = _randn(batch, n_post, generator=generator, dtype=_float64) * scale

@@ -188,6 +188,9 @@ def _trace_mistakes(trace, u, pre, tau):
          "the outer product is transposed: p_ab pairs the POSTsynaptic slope "
          "phi'(u_a) (rows) with the PREsynaptic activity pre_b (columns)",
          keep * trace + _outer(pre, _slope(u)) / tau if square else None),
+        ("trace_integer_division",
+         "the trace did not change: 1 // tau is 0 (floor division); write 1 / tau",
+         trace),
     ]
 
 
@@ -203,6 +206,8 @@ def _trace_cases(generator):
         u = _randn(batch, n_post, generator=generator, dtype=_float64) * u_scale
         pre = _randn(batch, n_pre, generator=generator, dtype=_float64) * scale
         tau = round(float(_rand(1, generator=generator)) * 7 + 3, 2)  # 1/tau != 1 - 1/tau
+        if dtype == _float64:
+            tau = int(tau)  # tau counts time steps: a whole number must work too
         yield trace.to(dtype), u.to(dtype), pre.to(dtype), tau
     yield _ones(1, 2, 2), _zeros(1, 2), _as_tensor([[1.0, 0.0]]), 4.0  # the test cell's
 
@@ -390,6 +395,8 @@ def _trial_cases(generator):
         inputs = _randn(steps, batch, n_input, generator=generator, dtype=_float64)
         targets = _randn(steps, batch, n_out, generator=generator, dtype=_float64) * scale
         tau = round(float(_rand(1, generator=generator)) * 6 + 3, 2)
+        if dtype == _float64:
+            tau = int(tau)  # tau counts time steps: a whole number must work too
         if index == len(sizes) - 1:
             yield _test_cell_example()
         yield (*(t.to(dtype) for t in (w_in, w_rec, w_out, feedback, inputs, targets)), tau)
