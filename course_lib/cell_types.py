@@ -173,8 +173,10 @@ def balance_with_fixed(
     plastic: torch.Tensor, fixed: torch.Tensor, signs: torch.Tensor
 ) -> torch.Tensor:
     """Rescale each unit's inhibitory plastic inputs so that they cancel its excitatory
-    inputs, plastic *and* fixed (E/I-balanced start, as `course_lib.dale.balance_ei`).
+    inputs, plastic *and* fixed (as `course_lib.dale.balance_ei`, with ``W_fixed`` counted).
 
+    The balance holds for the matrices passed in. Scaling ``plastic`` afterwards without
+    ``fixed`` (as `CellTypeRNN` does) keeps the balance of the plastic inputs only.
     Units without any inhibitory input are left as they are (a connection table may
     leave a type without inhibition, e.g. to model silenced SST cells).
     """
@@ -220,9 +222,15 @@ class CellTypeRNN(RateRNN):
     - the readout sees E somata only.
 
     ``layout`` tells which unit is which type; ``forward`` is `RateRNN.forward`.
-    Initialisation: each unit's inhibitory inputs cancel its excitatory ones (fixed
-    included), then the plastic part of the signed matrix is scaled to spectral radius
-    ``radius``.
+
+    Initialisation: random magnitudes are balanced with `balance_with_fixed`, then the
+    *plastic* part of the signed matrix is scaled to spectral radius ``radius``; the fixed
+    dendrite-to-soma coupling is not scaled. So only the plastic part starts E/I balanced:
+    dendrites and interneurons (no fixed input) receive equal excitation and inhibition,
+    but each soma keeps its dendrites' fixed drive on top of a balanced plastic input
+    (with the default layout, seeds 0-4: somatic excitation 1.9-2.1 against inhibition
+    0.9-1.2), and the whole matrix, fixed part included, has a spectral radius that
+    differs from ``radius`` (0.97-1.13 for ``radius=1``).
     """
 
     def __init__(
@@ -262,7 +270,7 @@ class CellTypeRNN(RateRNN):
         with torch.no_grad():
             magnitudes = torch.randn(n_hidden, n_hidden, generator=generator).abs() * mask
             magnitudes = balance_with_fixed(magnitudes, fixed, signs)
-            if bool(magnitudes.any()):
+            if bool(magnitudes.any()):  # scales the plastic part only, not W_fixed
                 magnitudes = scale_to_spectral_radius(magnitudes * signs, radius).abs()
             self.recurrent.weight.copy_(magnitudes)
             self.input.weight.normal_(0.0, 1.0 / math.sqrt(n_input), generator=generator)

@@ -2,7 +2,9 @@
 look inside them (chapter *Analysing trained networks*).
 
 The study trained three light-GRUs (plain, ENU and EI, see `course_lib.gated_cells`) on
-``DualDelayMatchSample-v0`` and ``ContextDecisionMaking-v0`` and analysed them. This
+``DualDelayMatchSample-v0`` and ``ContextDecisionMaking-v0`` and analysed them; only its
+EI-light-GRU had an L2 rate penalty. The chapter gives the penalty to all three (a
+course choice, not the study's), so ``beta_l2`` is an argument of `train_study`. This
 module holds what the chapter needs beyond `course_lib.training` and
 `course_lib.analysis`:
 
@@ -92,9 +94,10 @@ def class_weights(targets: torch.Tensor, n_classes: int) -> torch.Tensor:
 
     In ``ContextDecisionMaking-v0`` the answer takes one step per trial and the network
     fixates on all the others: unweighted, a network that always fixates is right on
-    ~95% of the steps. Weighting each class by its inverse frequency makes the rare
-    decision steps count as much, in total, as the fixation steps. A class that never
-    occurs gets weight 0.
+    ~95% of the steps. Weighting each class by its inverse frequency gives every class the
+    same total weight ``N / n_classes``: the steps of each choice count as much, in total,
+    as all the fixation steps, so with two choices the decision steps together count twice
+    as much as the fixation steps. A class that never occurs gets weight 0.
     """
     counts = torch.bincount(targets.flatten(), minlength=n_classes).double()
     weights = torch.where(counts > 0, counts.sum() / (n_classes * counts.clamp_min(1)), 0.0)
