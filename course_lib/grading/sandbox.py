@@ -157,14 +157,16 @@ def bwrap_command(bwrap: str, command: list[str], *, cwd: str, private: Path, ip
                     "sandbox must hide: install the environment outside the course directory"
                 )
     args = [bwrap, "--unshare-all", "--die-with-parent", "--new-session",
-            "--proc", "/proc", "--dev", "/dev"]
+            "--proc", "/proc", "--dev", "/dev",
+            # the private /tmp first: the binds below may lie under /tmp (a course or an
+            # environment cloned there) and must be mounted on top of it, not hidden by it
+            "--bind", str(private / "tmp"), "/tmp"]
     args += _read_only(SYSTEM)
     args += _read_only(f"/etc/{name}" for name in ETC)
     args += _read_only(pythons)
     if packages is not None:
         args += ["--ro-bind", str(packages), PACKAGES]
-    args += ["--bind", str(private / "tmp"), "/tmp",
-             "--bind", str(private / "home"), HOME,
+    args += ["--bind", str(private / "home"), HOME,
              "--bind", str(private / "work"), cwd,
              "--bind", str(ipc), str(ipc),
              "--remount-ro", "/",  # the sandbox's own root folder too
