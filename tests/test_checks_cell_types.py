@@ -103,8 +103,6 @@ MASK_MISTAKES = [
     (lambda t, c: loop_mask(t, c)[:-1], "common.wrong_shape", "returned shape"),
     (lambda t, c: loop_mask(t, c).numpy(), "common.wrong_type", "must return a torch.Tensor"),
     (lambda t, c: 2 * loop_mask(t, c), "cell_types.mask_not_binary", "only 0s and 1s"),
-    (lambda t, c: loop_mask(t, c).bool(), "common.wrong_dtype", "torch.bool"),
-    (lambda t, c: loop_mask(t, c).long(), "common.wrong_dtype", "torch.int64"),
     (lambda t, c: loop_mask(t, c).double(), "common.wrong_dtype", "torch.float64"),
     (lambda t, c: loop_mask(t, c) if len(t) > 1 else torch.zeros(0, 0), "common.wrong_shape",
      r"\(one unit\) returned shape \(0, 0\)"),
@@ -117,6 +115,13 @@ MASK_MISTAKES = [
 @pytest.mark.parametrize(("wrong", "mistake", "message"), MASK_MISTAKES)
 def test_wrong_masks_are_rejected_with_their_message(wrong, mistake, message):
     rejects(check_type_mask, wrong, mistake, message)
+
+
+@pytest.mark.parametrize("dtype", [torch.bool, torch.int64])
+def test_a_boolean_or_integer_mask_passes(dtype):
+    """The mask only multiplies float32 weights in cell_type_weight, and float32 * bool (or
+    int) stays float32: not a mistake."""
+    check_type_mask(lambda t, c: loop_mask(t, c).to(dtype))
 
 
 # ------------------------------------------------------------------ part 2: the weight

@@ -54,7 +54,7 @@ def where_signs(n_exc, n_inh):
 
 
 def loop_d(signs):
-    d = torch.zeros(len(signs), len(signs))
+    d = torch.zeros(len(signs), len(signs), dtype=signs.dtype)  # float32 D breaks W64 @ D
     for k, sign in enumerate(signs):
         d[k, k] = sign
     return d
@@ -116,6 +116,8 @@ D_MISTAKES = [
     (lambda s: torch.diag(s.clamp(max=0.5)), "dales_law.d_wrong_diagonal",
      r"should be diag\(signs\); entry"),
     (lambda s: torch.diag(s).long(), "common.wrong_dtype", "torch.int64"),
+    (lambda s: torch.diag(s).float(), "common.wrong_dtype",
+     "has dtype torch.float32 but the signs are torch.float64"),
     (lambda s: torch.diag(s).to_sparse(), "common.sparse", "sparse"),
     (fill_diagonal_in_place, "common.in_place", "changed its argument signs in place"),
     (not_implemented, "common.not_implemented", "is not implemented yet"),

@@ -4,6 +4,7 @@ terms."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -158,6 +159,32 @@ def python_random(n_post, n_pre, density, seed=0, self_connections=True):
                           self_connections=self_connections)
 
 
+def numpy_global_seed(n_post, n_pre, density, seed=0, self_connections=True):
+    """Reproducible and uniform, but it reseeds numpy's global generator."""
+    np.random.seed(seed)  # noqa: NPY002 - the mistake under test
+    allowed = [(i, j) for i in range(n_post) for j in range(n_pre) if self_connections or i != j]
+    mask = torch.zeros(n_post, n_pre)
+    for k in np.random.choice(len(allowed), round(density * len(allowed)), replace=False):  # noqa: NPY002
+        mask[allowed[k]] = 1.0
+    return mask
+
+
+def numpy_generator(n_post, n_pre, density, seed=0, self_connections=True):
+    """A correct variant: numpy's own seeded Generator, no global state."""
+    if not 0 < density <= 1:
+        raise ValueError("density must be in (0, 1]")
+    rng = np.random.default_rng(seed)
+    allowed = [(i, j) for i in range(n_post) for j in range(n_pre) if self_connections or i != j]
+    mask = torch.zeros(n_post, n_pre)
+    for k in rng.choice(len(allowed), round(density * len(allowed)), replace=False):
+        mask[allowed[k]] = 1.0
+    return mask
+
+
+def test_a_mask_from_a_seeded_numpy_generator_passes():
+    check_random_sparse_mask(numpy_generator)
+
+
 def constant_seed(n_post, n_pre, density, seed=0, self_connections=True):
     return reference_mask(n_post, n_pre, density, seed=0, self_connections=self_connections)
 
@@ -240,9 +267,8 @@ MASK_MISTAKES = [
     (lambda *a, **k: reference_mask(*a, **k).to_sparse(), "common.sparse", "sparse tensor"),
     (lambda *a, **k: reference_mask(*a, **k).as_subclass(Always), "common.tensor_subclass",
      "subclass"),
-    (lambda *a, **k: reference_mask(*a, **k).bool(), "common.wrong_dtype", "torch.bool"),
-    (lambda *a, **k: reference_mask(*a, **k).long(), "common.wrong_dtype", "torch.int64"),
     (lambda *a, **k: reference_mask(*a, **k).double(), "common.wrong_dtype", "torch.float64"),
+    (lambda *a, **k: reference_mask(*a, **k).half(), "common.wrong_dtype", "torch.float16"),
     (transposed, "sparse_connectivity.mask_transposed",
      r"has shape \(5, 6\) but should be \(n_post, n_pre\) = \(6, 5\)"),
     (square_only, "common.wrong_shape", r"has shape \(6, 6\) but should be"),
@@ -253,8 +279,8 @@ MASK_MISTAKES = [
     (counts_diagonal, "sparse_connectivity.diagonal_counted", "count only the 30 allowed"),
     (global_seed, "common.global_rng", "torch's global random generator"),
     (global_rng, "common.global_rng", "torch's global random generator"),
-    (python_random, "sparse_connectivity.seed_not_reproducible",
-     "gave two different masks: create a torch.Generator"),
+    (python_random, "common.global_rng", "numpy's or Python's global random generator"),
+    (numpy_global_seed, "common.global_rng", "numpy's or Python's global random generator"),
     (constant_seed, "sparse_connectivity.seed_ignored", "gave the same mask: the seed must decide"),
     (contiguous_block, "sparse_connectivity.not_uniform",
      "choose the connected entries uniformly at random"),
@@ -271,6 +297,13 @@ MASK_MISTAKES = [
 @pytest.mark.parametrize(("wrong", "mistake", "message"), MASK_MISTAKES)
 def test_wrong_masks_are_rejected_with_their_message(wrong, mistake, message):
     rejects(check_random_sparse_mask, wrong, mistake, message)
+
+
+@pytest.mark.parametrize("dtype", [torch.bool, torch.int64, torch.uint8])
+def test_a_boolean_or_integer_mask_passes(dtype):
+    """A mask only multiplies weights, and float32 * bool (or int) stays float32: the later
+    parts (Mask, sparse_linear, rate_rnn_step) work with it, so it is not a mistake."""
+    check_random_sparse_mask(lambda *a, **k: reference_mask(*a, **k).to(dtype))
 
 
 def test_the_mask_checker_leaves_the_global_random_state_alone():
@@ -450,8 +483,8 @@ def frozen_weights(n_in, n_out, density, seed=0):
 
 
 def global_rng_layer(n_in, n_out, density, seed=0):
-    """The global generator: the checker restores its state after each call, so the
-    pattern does not change with the seed."""
+    """The mask's seed drawn from the global generator: the checker moves that generator on
+    between two calls with the same seed, so the pattern changes."""
     return good_sparse_linear(n_in, n_out, density, seed=int(torch.randint(10**6, (1,))))
 
 
@@ -510,7 +543,7 @@ SPARSE_LAYER_MISTAKES = [
     (frozen_weights, "sparse_connectivity.training_raised", "with AdamW raised"),
     (lambda n_in, n_out, d, seed=0: good_sparse_linear(n_in, n_out, d, seed=0),
      "sparse_connectivity.layer_seed_ignored", "gave the same sparsity pattern"),
-    (global_rng_layer, "sparse_connectivity.layer_seed_ignored", "gave the same sparsity pattern"),
+    (global_rng_layer, "sparse_connectivity.layer_not_seeded", "two different sparsity patterns"),
     (unseeded_layer, "sparse_connectivity.layer_not_seeded", "two different sparsity patterns"),
     (float64_layer, "common.raised", "parametrized dtype: torch.float64"),
     (double_layer, "common.wrong_dtype", "torch.float64"),
@@ -523,6 +556,58 @@ SPARSE_LAYER_MISTAKES = [
 @pytest.mark.parametrize(("wrong", "mistake", "message"), SPARSE_LAYER_MISTAKES)
 def test_wrong_sparse_layers_are_rejected_with_their_message(wrong, mistake, message):
     rejects(check_sparse_linear, wrong, mistake, message)
+
+
+def transposed_mask_layer(n_in, n_out, density, seed=0):
+    """The right shape, but the mask of an (in, out) layer, transposed."""
+    layer = nn.Linear(n_in, n_out)
+    mask = own_mask(n_in, n_out, density, seed).T.contiguous()
+    parametrize.register_parametrization(layer, "weight", OwnMask(mask))
+    return layer
+
+
+def no_self_connections_layer(n_in, n_out, density, seed=0):
+    layer = nn.Linear(n_in, n_out)
+    mask = loop_mask(n_out, n_in, density, seed=seed, self_connections=n_in != n_out)
+    parametrize.register_parametrization(layer, "weight", OwnMask(mask))
+    return layer
+
+
+def no_bias_layer(n_in, n_out, density, seed=0):
+    layer = nn.Linear(n_in, n_out, bias=False)
+    parametrize.register_parametrization(layer, "weight",
+                                         OwnMask(own_mask(n_out, n_in, density, seed)))
+    return layer
+
+
+def reseeding_layer(n_in, n_out, density, seed=0):
+    torch.manual_seed(seed)
+    return good_sparse_linear(n_in, n_out, density, seed)
+
+
+PATTERN_MISTAKES = [
+    (transposed_mask_layer, "sparse_connectivity.layer_wrong_pattern",
+     r"are not those of random_sparse_mask\(10, 12, 0.25, seed=0\).*do not transpose"),
+    (no_self_connections_layer, "sparse_connectivity.layer_wrong_zeros",
+     "self-connections allowed"),
+    (no_bias_layer, "sparse_connectivity.layer_no_bias", "has no bias"),
+    (reseeding_layer, "sparse_connectivity.layer_reseeds_global_rng",
+     "same initial weights from two different states of torch's global random generator"),
+]
+
+
+@pytest.mark.parametrize(("wrong", "mistake", "message"), PATTERN_MISTAKES)
+def test_layers_not_built_from_the_students_mask_are_rejected(wrong, mistake, message):
+    """As the test cell calls it: with the student's random_sparse_mask to compare with."""
+    def check(fn):
+        sparse_connectivity.check_sparse_linear(fn, random_sparse_mask=own_mask)
+
+    rejects(check, wrong, mistake, message)
+
+
+@pytest.mark.parametrize("fn", [good_sparse_linear, not_zeroed_underneath])
+def test_correct_layers_match_the_students_mask(fn):
+    sparse_connectivity.check_sparse_linear(fn, seed=3, random_sparse_mask=own_mask)
 
 
 # ------------------------------------------------------------------ part 4: the RNN step
@@ -606,6 +691,8 @@ WRONG_STEPS = [
     (relu_in_place, "common.in_place", "changed its argument x in place"),
     (lambda x, u, w, wi, m, a: reference_step(x, u, w, wi, m, a).numpy(), "common.wrong_type",
      "got numpy.ndarray"),
+    (lambda x, u, w, wi, m, a: reference_step(x, u, w, wi, m, a).clamp(-10, 10),
+     "sparse_connectivity.step_wrong_value", r"currents of size ~1000 \(no clamp\)"),
     (not_implemented, "common.not_implemented", "is not implemented yet"),
 ]
 

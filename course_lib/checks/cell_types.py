@@ -191,10 +191,12 @@ def _check_one_type_mask(fn, types, connections, what) -> None:
              f"{expected[post, pre].item():g}, since the pair (pre, post) = ({types[pre]!r}, "
              f"{types[post]!r}) is {'' if expected[post, pre] else 'not '}in connections. "
              "Look up each unit's own type: the units are not sorted by type.")
-    if out.dtype != _float32:
+    # a mask only multiplies weights: float32, bool or integer keep float32 weights float32
+    if out.dtype != _float32 and (out.dtype.is_floating_point or out.dtype.is_complex):
         fail("common.wrong_dtype",
-             f"{what} has dtype {out.dtype} but should be torch.float32 (torch.zeros' default):"
-             " the mask multiplies float32 weights, and `1 - mask` fails on a boolean mask.")
+             f"{what} has dtype {out.dtype} but should be torch.float32 (torch.zeros' default)"
+             " or bool: the mask multiplies float32 weights, and a float64 mask would turn "
+             "them into float64.")
 
 
 @single_threaded

@@ -198,8 +198,10 @@ def check_sign_matrix(sign_matrix, seed: int = 0) -> None:
     for n in (3, 5, int(_randint(4, 12, (1,), generator=rng))):
         cases.append(_random_signs(n, rng, _float32))
     cases += [_ones(4), -_ones(2), -_ones(1)]
+    cases.append(_random_signs(6, rng, _float64))  # "in the dtype of signs": not only float32
     for signs in cases:
-        what = f"sign_matrix({signs.tolist()})"
+        kind = "" if signs.dtype == _float32 else f", dtype={signs.dtype}"
+        what = f"sign_matrix({signs.tolist()}{kind})"
         _check_one_d(sign_matrix, signs, what)
 
 

@@ -12,6 +12,9 @@ taken at import (an answer cell that patches ``torch.relu`` changes nothing here
 
 from __future__ import annotations
 
+import random
+
+import numpy as np
 import torch
 from torch import nn
 from torch.nn.utils import parametrize
@@ -53,6 +56,9 @@ _Linear = nn.Linear
 _float32 = torch.float32
 _float64 = torch.float64
 _isinstance = isinstance
+_py_getstate, _py_setstate = random.getstate, random.setstate
+_np_get_state, _np_set_state = np.random.get_state, np.random.set_state
+_np_array_equal = np.array_equal
 _type = type
 
 _REFERENCES = (connectivity.random_sparse_mask, connectivity.Mask, connectivity.apply_mask)
@@ -83,17 +89,43 @@ def _own_code(fn, *args, what: str, allow_reference: bool, **kwargs):
 # ---------------------------------------------------------------- part 1: the mask
 
 
+def _mask_dtype_ok(dtype) -> bool:
+    """A mask only multiplies weights: float32, bool or integer keep float32 weights float32
+    (type promotion); another float dtype (float64) would change the weights' dtype."""
+    return dtype == _float32 or not (dtype.is_floating_point or dtype.is_complex)
+
+
 def _n_allowed(n_post: int, n_pre: int, self_connections: bool) -> int:
     return n_post * n_pre - (0 if self_connections else n_post)
+
+
+def _call_leaving_other_generators(fn, *args, what: str, **kwargs):
+    """`_own_code`, and fail if numpy's or Python's global generator was used or reseeded
+    (torch's is watched by `call`); both are restored either way."""
+    python_state, numpy_state = _py_getstate(), _np_get_state()
+    try:
+        result = _own_code(fn, *args, what=what, **kwargs)
+        after = _np_get_state()
+        same = (_py_getstate() == python_state and after[0] == numpy_state[0]
+                and _np_array_equal(after[1], numpy_state[1]) and after[2:] == numpy_state[2:])
+    finally:
+        _py_setstate(python_state)
+        _np_set_state(numpy_state)
+    if not same:
+        fail("common.global_rng",
+             f"{what} used or reseeded numpy's or Python's global random generator "
+             "(np.random.seed, np.random.choice, random.shuffle, ...): draw from a "
+             "torch.Generator seeded with `seed`, and leave every global random state alone.")
+    return result
 
 
 def _check_one_mask(fn, n_post, n_pre, density, seed, self_connections,
                     allow_reference=False) -> torch.Tensor:
     what = (f"random_sparse_mask({n_post}, {n_pre}, density={density}, seed={seed}, "
             f"self_connections={self_connections})")
-    result = _own_code(fn, n_post, n_pre, density, seed=seed,
-                       self_connections=self_connections, what=what,
-                       allow_reference=allow_reference)
+    result = _call_leaving_other_generators(fn, n_post, n_pre, density, seed=seed,
+                                            self_connections=self_connections, what=what,
+                                            allow_reference=allow_reference)
     mask = tensor(result, what)
     shape = tuple(mask.shape)
     if shape != (n_post, n_pre):
@@ -110,11 +142,11 @@ def _check_one_mask(fn, n_post, n_pre, density, seed, self_connections,
         fail("sparse_connectivity.mask_not_binary",
              f"a mask must contain only 0s and 1s; {what} has {values[index].item():.3g} at "
              f"{index}.")
-    if mask.dtype != _float32:
+    if not _mask_dtype_ok(mask.dtype):
         fail("common.wrong_dtype",
              f"{what} has dtype {mask.dtype} but should be torch.float32 (torch.zeros' "
-             "default): the mask multiplies float32 weights, and a float64 mask would turn "
-             "them into float64, an integer or boolean one breaks `1 - mask`.")
+             "default) or bool: the mask multiplies float32 weights, and a float64 mask would "
+             "turn them into float64.")
     if not self_connections and _diagonal(values).any():
         unit = int(_diagonal(values).nonzero()[0])
         fail("sparse_connectivity.diagonal_not_zero",
@@ -338,6 +370,10 @@ def _sparse_layer(fn, n_in, n_out, density, seed, what, allow_reference):
     if not _isinstance(layer, _Linear):
         fail("sparse_connectivity.not_linear",
              f"{what} must return an nn.Linear, got {_type(layer).__name__}.")
+    if layer.bias is None:
+        fail("sparse_connectivity.layer_no_bias",
+             f"{what} has no bias: return nn.Linear(n_in, n_out) as it is (with its bias); "
+             "only the weight is masked.")
     shape = tuple(layer.weight.shape)
     if shape != (n_out, n_in):
         fail("sparse_connectivity.layer_shape",
@@ -390,14 +426,53 @@ def _train(layer, zeros, seed, what) -> None:
              "unmasked weights must stay trainable (do not freeze the layer's parameters).")
 
 
+def _layer_from_another_global_state(fn, n_in, n_out, density, seed, what, allow_reference):
+    """The layer again, the global generator first moved on: nn.Linear then draws other
+    initial weights, unless the student's code reseeds the global generator."""
+    saved = _get_rng_state()
+    try:
+        _rand(1)
+        return _sparse_layer(fn, n_in, n_out, density, seed, what, allow_reference)
+    finally:
+        _set_rng_state(saved)
+
+
+def _check_pattern(random_sparse_mask, zeros, n_in, n_out, density, seed, what,
+                   allow_reference) -> None:
+    """The layer's zeros are those of random_sparse_mask(n_out, n_in, density, seed)."""
+    mask_what = f"random_sparse_mask({n_out}, {n_in}, {density}, seed={seed})"
+    mask = tensor(_own_code(random_sparse_mask, n_out, n_in, density, seed=seed,
+                            what=mask_what, allow_reference=allow_reference), mask_what)
+    if tuple(mask.shape) != (n_out, n_in):
+        return  # part 1's checker explains a wrong mask; here only the layer is judged
+    if _equal(zeros, mask == 0):
+        return
+    fail("sparse_connectivity.layer_wrong_pattern",
+         f"the zeros of {what}.weight are not those of {mask_what}: build the mask with "
+         "random_sparse_mask(n_out, n_in, density, seed=seed), (post, pre) = (out, in), "
+         "and do not transpose it.")
+
+
 @single_threaded
-def check_sparse_linear(sparse_linear, seed: int = 0, *, allow_reference: bool = False) -> None:
-    """Check that the layer is masked by a seeded parametrization whose zeros survive AdamW."""
+def check_sparse_linear(sparse_linear, seed: int = 0, *, random_sparse_mask=None,
+                        allow_reference: bool = False) -> None:
+    """Check that the layer is masked by a seeded parametrization whose zeros survive AdamW,
+    and, given the student's random_sparse_mask, that its zeros are that mask's."""
     allow = allow_reference
-    for n_in, n_out, density in ((12, 10, 0.25), (5, 9, 0.6)):
+    for n_in, n_out, density in ((12, 10, 0.25), (5, 9, 0.6), (8, 8, 0.5)):
         what = f"sparse_linear({n_in}, {n_out}, density={density}, seed={seed})"
         layer, zeros = _sparse_layer(sparse_linear, n_in, n_out, density, seed, what, allow)
-        _again, zeros_again = _sparse_layer(sparse_linear, n_in, n_out, density, seed, what, allow)
+        if random_sparse_mask is not None:
+            _check_pattern(random_sparse_mask, zeros, n_in, n_out, density, seed, what, allow)
+        again, zeros_again = _layer_from_another_global_state(sparse_linear, n_in, n_out,
+                                                              density, seed, what, allow)
+        first_weight = tensor(layer.weight, what)
+        if first_weight.any() and _equal(first_weight, tensor(again.weight, what)):
+            fail("sparse_connectivity.layer_reseeds_global_rng",
+                 f"{what} gave the same initial weights from two different states of torch's "
+                 "global random generator: it reseeds it (torch.manual_seed). Do not: the "
+                 "seed only chooses the mask, and reseeding would reset the random numbers of "
+                 "the code that calls sparse_linear.")
         if not _equal(zeros, zeros_again):
             fail("sparse_connectivity.layer_not_seeded",
                  f"calling {what} twice gave two different sparsity patterns: build the mask "
@@ -466,8 +541,8 @@ def _step_mistakes(x, u, w_rec, w_in, mask, alpha):
     ]
 
 
-def _step_case(rng, batch, n, n_in, alpha, dtype, *, negative=False):
-    x = _randn(batch, n, generator=rng, dtype=_float64)
+def _step_case(rng, batch, n, n_in, alpha, dtype, *, negative=False, scale=1.0):
+    x = scale * _randn(batch, n, generator=rng, dtype=_float64)
     if negative:
         x = -x.abs()  # all units silent: relu(x) = 0
     u = _randn(batch, n_in, generator=rng, dtype=_float64)
@@ -544,20 +619,24 @@ def check_rate_rnn_step(rate_rnn_step, seed: int = 0) -> None:
     rng = _generator(seed)
     args, alpha = _visible_example()
     cases = [(args, alpha, "rate_rnn_step on the example above (expected [[0.75, 1.25]])")]
-    shapes = [  # (batch, n, n_in, alpha, dtype, all units silent)
-        (3, 6, 2, None, _float64, False),
-        (1, 5, 1, None, _float64, False),
-        (4, 7, 3, None, _float32, False),
-        (2, 4, 3, 1.0, _float64, False),
-        (5, 3, 2, None, _float64, True),
+    shapes = [  # (batch, n, n_in, alpha, dtype, all units silent, size of x)
+        (3, 6, 2, None, _float64, False, 1.0),
+        (1, 5, 1, None, _float64, False, 1.0),
+        (4, 7, 3, None, _float32, False, 1.0),
+        (2, 4, 3, 1.0, _float64, False, 1.0),
+        (5, 3, 2, None, _float64, True, 1.0),
+        (2, 5, 2, None, _float64, False, 1000.0),  # no clamp or saturation is asked for
     ]
-    for batch, n, n_in, alpha, dtype, negative in shapes:
+    for batch, n, n_in, alpha, dtype, negative, scale in shapes:
         if alpha is None:
             alpha = round(float(_rand(1, generator=rng)) * 0.5 + 0.1, 3)
-        args, alpha = _step_case(rng, batch, n, n_in, alpha, dtype, negative=negative)
+        args, alpha = _step_case(rng, batch, n, n_in, alpha, dtype, negative=negative,
+                                 scale=scale)
         what = (f"rate_rnn_step(x, u, w_rec, w_in, mask, alpha={alpha}) with batch {batch}, "
                 f"n = {n}, n_in = {n_in}, {str(dtype).replace('torch.', '')}")
-        cases.append((args, alpha, what + (", all x < 0" if negative else "")))
+        what += ", all x < 0" if negative else ""
+        what += f", currents of size ~{scale:g} (no clamp)" if scale != 1.0 else ""
+        cases.append((args, alpha, what))
     for args, alpha, what in cases:  # values first: they name the mistake best
         _check_step_value(rate_rnn_step, args, alpha, what)
     for args, alpha, what in cases:
