@@ -20,8 +20,10 @@ ids are what the class report counts, so an id never changes meaning once releas
 from __future__ import annotations
 
 import functools
+import random
 from typing import NoReturn
 
+import numpy as np
 import torch
 
 from course_lib._threads import one_thread
@@ -33,6 +35,10 @@ _allclose = torch.allclose
 _equal = torch.equal
 _isfinite = torch.isfinite
 _rand = torch.rand
+_py_getstate, _py_setstate, _py_random = random.getstate, random.setstate, random.random
+_np_get_state, _np_set_state, _np_random = (np.random.get_state, np.random.set_state,
+                                            np.random.random)
+_np_array_equal = np.array_equal
 _get_rng_state = torch.get_rng_state
 _set_rng_state = torch.set_rng_state
 _strided = torch.strided
@@ -99,6 +105,39 @@ def _changed(before, after) -> bool:
     return False
 
 
+def _global_generators(all_generators: bool):
+    """The states of torch's global random generator, and of numpy's and Python's."""
+    if not all_generators:
+        return (_get_rng_state(),)
+    return _get_rng_state(), _np_get_state(), _py_getstate()
+
+
+def _advance_generators(all_generators: bool) -> None:
+    """Draw once from each watched generator: a function that reseeds a generator to
+    where it was is then seen too."""
+    _rand(1)
+    if all_generators:
+        _np_random()
+        _py_random()
+
+
+def _same_generators(a, b) -> bool:
+    if not _equal(a[0], b[0]):
+        return False
+    if len(a) == 1:
+        return True
+    numpy_a, numpy_b = a[1], b[1]
+    return (a[2] == b[2] and numpy_a[0] == numpy_b[0]
+            and _np_array_equal(numpy_a[1], numpy_b[1]) and numpy_a[2:] == numpy_b[2:])
+
+
+def _restore_generators(states) -> None:
+    _set_rng_state(states[0])
+    if len(states) > 1:
+        _np_set_state(states[1])
+        _py_setstate(states[2])
+
+
 def _argument_names(fn, args, kwargs) -> list[tuple[str, object]]:
     names = getattr(getattr(fn, "__code__", None), "co_varnames", ())
     positional = [(names[i] if i < len(names) else f"argument {i + 1}", a)
@@ -107,7 +146,7 @@ def _argument_names(fn, args, kwargs) -> list[tuple[str, object]]:
 
 
 def call(fn, *args, what: str, allow_in_place: bool = False, uses_global_rng: bool = False,
-         **kwargs):
+         all_generators: bool = False, **kwargs):
     """Call the student's ``fn(*args, **kwargs)``; ``what`` names the call in messages.
 
     - an exception becomes a failure that names the call (``NotImplementedError``: not
@@ -115,13 +154,15 @@ def call(fn, *args, what: str, allow_in_place: bool = False, uses_global_rng: bo
     - unless ``allow_in_place``, a tensor argument changed by the call fails with
       ``common.in_place`` (the instructions never ask for in-place changes of inputs);
     - unless ``uses_global_rng``, a call that draws from or reseeds torch's global random
-      generator fails with ``common.global_rng`` (everything random takes a seed or a
-      generator); the global state is restored either way.
+      generator (and, with ``all_generators``, numpy's or Python's: for functions meant to
+      be random, since other libraries may touch those legitimately) fails with
+      ``common.global_rng`` (everything random takes a seed or a generator); the watched
+      states are restored either way.
     """
     before = [(name, _snapshot(value)) for name, value in _argument_names(fn, args, kwargs)]
-    saved = _get_rng_state()
-    _rand(1)  # move on first: a function that reseeds to where the generator was is seen too
-    rng = _get_rng_state()
+    saved = _global_generators(all_generators)
+    _advance_generators(all_generators)
+    before_call = _global_generators(all_generators)
     try:
         result = fn(*args, **kwargs)
     except CheckFailure:
@@ -132,11 +173,12 @@ def call(fn, *args, what: str, allow_in_place: bool = False, uses_global_rng: bo
     except Exception as error:  # noqa: BLE001 - any error becomes feedback
         fail("common.raised", f"{what} raised {_type(error).__name__}: {error}")
     finally:
-        rng_changed = not _equal(_get_rng_state(), rng)
-        _set_rng_state(saved)
+        rng_changed = not _same_generators(_global_generators(all_generators), before_call)
+        _restore_generators(saved)
     if rng_changed and not uses_global_rng:
-        fail("common.global_rng", f"{what} used or reseeded torch's global random generator "
-             "(torch.manual_seed, torch.rand/randn/randperm without generator=, or a randomised "
+        fail("common.global_rng", f"{what} used or reseeded a global random generator "
+             "(torch.manual_seed, torch.rand/randn/randperm without generator=, np.random.seed, "
+             "np.random.choice, random.shuffle, or a randomised "
              "routine such as torch.pca_lowrank): draw random numbers only from the seed or "
              "torch.Generator the function is given, and compute everything else exactly, so "
              "that results are reproducible and nothing else in the notebook is affected.")
