@@ -113,3 +113,56 @@ def test_call_watches_numpys_and_pythons_generators_for_random_functions():
         call(lambda n: np.random.seed(5), 3, what="random(3)",  # noqa: NPY002
              all_generators=True)
     assert np.array_equal(np.random.get_state()[1], numpy_state[1])  # noqa: NPY002
+
+
+# ------------------------------------------------------------------ tensor
+
+
+class AlwaysEqual(torch.Tensor):
+    def __eq__(self, other):
+        return True
+
+
+@pytest.mark.parametrize(
+    ("value", "mistake"),
+    [
+        (None, "common.wrong_type"),
+        ([1.0, 2.0], "common.wrong_type"),
+        (np.ones(2), "common.wrong_type"),
+        (torch.ones(2).as_subclass(AlwaysEqual), "common.tensor_subclass"),
+        (torch.eye(2).to_sparse(), "common.sparse"),
+        (torch.ones(2, dtype=torch.int64), "common.wrong_dtype"),
+        (torch.ones(3), "common.wrong_shape"),
+        (torch.tensor([1.0, float("inf")]), "common.not_finite"),
+    ],
+)
+def test_tensor_accepts_plain_float_tensors_only(value, mistake):
+    with pytest.raises(CheckFailure) as excinfo:
+        tensor(value, "f(x)", shape=(2,), dtype=torch.float32)
+    assert _mistake(excinfo) == mistake
+
+
+def test_tensor_returns_a_private_copy_and_accepts_parameters():
+    value = torch.nn.Parameter(torch.ones(2))
+    copy = tensor(value, "f(x)", shape=(2,), dtype=torch.float32)
+    assert type(copy) is torch.Tensor and not copy.requires_grad
+    copy += 1
+    assert torch.equal(value.detach(), torch.ones(2))
+
+
+def test_finite_gradient():
+    x = torch.zeros(3, requires_grad=True)
+    x.sqrt().sum().backward()  # the derivative of sqrt at 0 is inf
+    with pytest.raises(CheckFailure) as excinfo:
+        finite_gradient(x.grad, "norm(x)")
+    assert _mistake(excinfo) == "common.gradient_not_finite"
+    with pytest.raises(CheckFailure) as excinfo:
+        finite_gradient(None, "norm(x)")
+    assert _mistake(excinfo) == "common.no_gradient"
+
+
+def test_close_ignores_a_patched_torch_allclose(monkeypatch):
+    monkeypatch.setattr(torch, "allclose", lambda *a, **k: True)
+    monkeypatch.setattr(torch, "equal", lambda *a, **k: True)
+    assert not close(torch.zeros(2), torch.ones(2))
+    assert close(torch.ones(2), torch.ones(2) + 1e-8)
