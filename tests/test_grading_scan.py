@@ -634,6 +634,21 @@ def test_a_feedback_page_with_a_secret_is_caught(tmp_path):
     assert not secrets.found_in(page, "bob")
 
 
+def test_a_short_or_common_line_of_another_student_is_not_a_leak(tmp_path):
+    """Bob's wrong 'return weight' is part of Alice's own right line: her page is hers."""
+    from course_lib.grading.feedback import Secrets
+
+    secrets = Secrets(lines=set(), public=set(), by_student={
+        "alice": {"return weight * self.mask"},
+        "bob": {"return weight", "weight = weight.masked_fill(mask == 0, 0.0)  # bob"},
+    })
+    page = tmp_path / "page.html"
+    page.write_text("<pre>return weight * self.mask</pre>")
+    assert not secrets.found_in(page, "alice")
+    page.write_text("<pre>weight = weight.masked_fill(mask == 0, 0.0)  # bob</pre>")
+    assert secrets.found_in(page, "alice")
+
+
 def test_the_reference_guard_scan_reports_reference_imports(tmp_path):
     from course_lib.grading.reference_guard import scan_notebook as notes_of
 
