@@ -27,8 +27,10 @@ import numpy as np
 import torch
 
 from course_lib._threads import one_thread
+from course_lib.grading.reference_guard import ReferenceWatch, is_reference
 
 # Private references (see the module docstring).
+_Generator = torch.Generator
 _Tensor = torch.Tensor
 _Parameter = torch.nn.Parameter
 _allclose = torch.allclose
@@ -266,3 +268,86 @@ def close(a: torch.Tensor, b: torch.Tensor, tol: float = 1e-6) -> bool:
     return a.shape == b.shape and _allclose(
         a.detach().to(_float64), b.detach().to(_float64), atol=tol, rtol=tol
     )
+
+
+def generator(seed: int) -> torch.Generator:
+    """A private ``torch.Generator`` seeded with ``seed`` (the checker's own cases)."""
+    rng = _Generator()
+    rng.manual_seed(int(seed))
+    return rng
+
+
+def own_work(assignment: str, references: tuple):
+    """Decorator for a checker ``check(fn, seed)``: fail with ``<assignment>.uses_reference``
+    a submission that runs one of the course's ``references`` (imported, wrapped or
+    aliased) instead of its own code; a profile hook watches what executes during the
+    check. ``allow_reference=True`` lets the course's own tests build cases on the
+    reference."""
+
+    def decorate(check):
+        @functools.wraps(check)
+        def checked(fn, seed: int = 0, *, allow_reference: bool = False) -> None:
+            if allow_reference:
+                return check(fn, seed)
+            message = (f"your {check.__name__.removeprefix('check_')} uses the course's "
+                       "reference implementation (course_lib) instead of your own code: write "
+                       "it yourself; the reference is there to check your work, not to be "
+                       "submitted.")
+            if is_reference(fn, *references):
+                fail(f"{assignment}.uses_reference", message)
+            with ReferenceWatch(*references) as watch:
+                check(fn, seed)
+            if watch.called:
+                fail(f"{assignment}.uses_reference", message)
+            return None
+
+        return checked
+
+    return decorate
+
+
+# ------------------------------------------------------------------ naming a wrong value
+
+
+def scale_factor(out: torch.Tensor, expected: torch.Tensor, tol: float) -> float | None:
+    """c if ``out`` is c times ``expected`` (a wrong normalisation), else None."""
+    e, o = expected.to(_float64), out.to(_float64)
+    norm = float((e * e).sum())
+    if norm == 0.0:
+        return None
+    c = float((o * e).sum()) / norm
+    return c if abs(c) > 1e-3 and close(out, c * e, tol) else None  # (zeros: not a scale)
+
+
+def clipped_range(out: torch.Tensor, expected: torch.Tensor,
+             tol: float) -> tuple[float, float] | None:
+    """(low, high) if ``out`` is ``expected`` clipped to [low, high] (a limit nobody asked
+    for), else None."""
+    low, high = float(out.min()), float(out.max())
+    if high - low <= tol:  # a constant is not a clipped formula
+        return None
+    reached = float(expected.min()) < low - tol or float(expected.max()) > high + tol
+    return (low, high) if reached and close(out, expected.clamp(low, high), tol) else None
+
+
+def judge(out, expected, what: str, mistakes, case: tuple, name: str, formula: str, *,
+          assignment: str, tol: float) -> None:
+    """Pass if ``out`` matches ``expected``; else fail with the first of ``mistakes(*case)``
+    (``(mistake_id, message, wrong_value)`` triples) that matches, or say that ``out`` is
+    the formula clipped, or by what factor it is off, or where it differs most. The ids
+    are ``<assignment>.<mistake_id>`` and ``<assignment>.<name>_clipped|_scaled|_wrong_value``."""
+    if close(out, expected, tol):
+        return
+    for mistake_id, message, wrong in mistakes(*case):
+        if wrong is not None and close(out, wrong, tol):
+            fail(f"{assignment}.{mistake_id}", f"{what}: {message}.")
+    limits = clipped_range(out, expected, tol)
+    if limits is not None:
+        fail(f"{assignment}.{name}_clipped", f"{what} is {formula} clipped to "
+             f"[{limits[0]:.4g}, {limits[1]:.4g}]: the formula has no limit, do not clamp it.")
+    factor = scale_factor(out, expected, tol)
+    if factor is not None:
+        fail(f"{assignment}.{name}_scaled", f"{what} is {factor:.4g} times {formula}: look "
+             "for a wrong normalisation (a division by the wrong size, or a missing one).")
+    fail(f"{assignment}.{name}_wrong_value",
+         f"{what} differs from {formula}: {worst_entry(out, expected)}.")

@@ -22,33 +22,21 @@ from __future__ import annotations
 import torch
 
 from course_lib.checks._common import call, close, fail, single_threaded, tensor, worst_entry
+from course_lib.checks._common import generator as _generator
 
 # Private references (see `_common`).
 _randn, _rand, _cat = torch.randn, torch.rand, torch.cat
 _where, _sqrt, _isnan, _isinf, _sign = torch.where, torch.sqrt, torch.isnan, torch.isinf, torch.sign
 _svd, _qr, _eigh, _cov = torch.linalg.svd, torch.linalg.qr, torch.linalg.eigh, torch.cov
 _tensor = torch.tensor
-_Generator = torch.Generator
-_get_rng_state, _set_rng_state = torch.get_rng_state, torch.set_rng_state
 _float32, _float64 = torch.float32, torch.float64
 
 TOL = {_float64: 1e-5, _float32: 1e-4}  # a float32 computation must pass on float64 data too
 
 
-def _generator(seed: int) -> torch.Generator:
-    generator = _Generator()
-    generator.manual_seed(int(seed))
-    return generator
-
-
 def _call(fn, *args, what: str, pooling_hint: bool = False):
-    """`call` with torch's global generator first moved on by one draw (and restored after):
-    a function that calls torch.manual_seed then changes the global state even when an
-    earlier call of it left the generator at that seed's state. With ``pooling_hint`` (an
-    input that is not a plain (samples, n_units) matrix), an error gets the commonest cause
-    as a hint: leading dimensions not pooled."""
-    saved = _get_rng_state()
-    _rand(1)
+    """`call`; with ``pooling_hint`` (an input that is not a plain (samples, n_units)
+    matrix), an error gets the commonest cause as a hint: leading dimensions not pooled."""
     try:
         return call(fn, *args, what=what)
     except AssertionError as failure:
@@ -58,8 +46,6 @@ def _call(fn, *args, what: str, pooling_hint: bool = False):
                  "(..., n_units): pool them into a (n_samples, n_units) matrix first, "
                  "x.reshape(-1, x.shape[-1]).")
         raise
-    finally:
-        _set_rng_state(saved)
 
 
 def _samples(x: torch.Tensor) -> torch.Tensor:

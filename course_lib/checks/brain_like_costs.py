@@ -23,12 +23,14 @@ from course_lib.checks._common import (
     tensor,
     worst_entry,
 )
+from course_lib.checks._common import (
+    generator as _generator,
+)
 from course_lib.regularisers import l1_weights as reference_l1_weights
 from course_lib.regularisers import l2_rates as reference_l2_rates
 
 # Private references (see `_common`): an answer cell that patches torch changes neither
 # the cases nor the expected values.
-_Generator = torch.Generator
 _rand = torch.rand
 _randn = torch.randn
 _randint = torch.randint
@@ -38,12 +40,6 @@ _where = torch.where
 _as_tensor = torch.tensor
 _float64 = torch.float64
 _float32 = torch.float32
-
-
-def _generator(seed: int) -> torch.Generator:
-    generator = _Generator()
-    generator.manual_seed(int(seed))
-    return generator
 
 
 def _expected_soft_threshold(w: torch.Tensor, lam: float) -> torch.Tensor:

@@ -15,8 +15,6 @@ A submission that runs the course's reference code fails with ``cell_types.uses_
 
 from __future__ import annotations
 
-import functools
-
 import torch
 
 from course_lib import cell_types, ei_balance
@@ -26,14 +24,16 @@ from course_lib.checks._common import (
     close,
     fail,
     finite_gradient,
+    own_work,
     single_threaded,
     tensor,
     worst_entry,
 )
-from course_lib.grading.reference_guard import ReferenceWatch, is_reference
+from course_lib.checks._common import (
+    generator as _generator,
+)
 
 # Private references (see the module docstring).
-_Generator = torch.Generator
 _tensor = torch.tensor
 _rand = torch.rand
 _randn = torch.randn
@@ -57,33 +57,7 @@ _type = type
 _REFERENCES = (cell_types.type_mask, cell_types.cell_type_weight, ei_balance.vogels_update)
 
 
-def _generator(seed: int) -> torch.Generator:
-    generator = _Generator()
-    generator.manual_seed(int(seed))
-    return generator
-
-
-def _own_work(check):
-    """Fail a submission that runs the course's reference code (imported, wrapped or
-    aliased) instead of its own: a profile hook watches what executes during the check.
-    ``allow_reference=True`` lets the course's own tests build cases on the reference."""
-
-    @functools.wraps(check)
-    def checked(fn, seed: int = 0, *, allow_reference: bool = False) -> None:
-        if allow_reference:
-            return check(fn, seed)
-        message = (f"your {check.__name__.removeprefix('check_')} uses the course's reference "
-                   "implementation (course_lib) instead of your own code: write it yourself; "
-                   "the reference is there to check your work, not to be submitted.")
-        if is_reference(fn, *_REFERENCES):
-            fail("cell_types.uses_reference", message)
-        with ReferenceWatch(*_REFERENCES) as watch:
-            check(fn, seed)
-        if watch.called:
-            fail("cell_types.uses_reference", message)
-        return None
-
-    return checked
+_own_work = own_work("cell_types", _REFERENCES)
 
 
 def _dtype_name(dtype) -> str:

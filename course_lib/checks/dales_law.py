@@ -16,8 +16,6 @@ A submission that runs the course's reference code fails with ``dales_law.uses_r
 
 from __future__ import annotations
 
-import functools
-
 import torch
 
 from course_lib import connectivity, dale
@@ -26,14 +24,16 @@ from course_lib.checks._common import (
     close,
     fail,
     finite_gradient,
+    own_work,
     single_threaded,
     tensor,
     worst_entry,
 )
-from course_lib.grading.reference_guard import ReferenceWatch, is_reference
+from course_lib.checks._common import (
+    generator as _generator,
+)
 
 # Private references (see the module docstring).
-_Generator = torch.Generator
 _tensor = torch.tensor
 _rand = torch.rand
 _randn = torch.randn
@@ -57,12 +57,6 @@ _REFERENCES = (dale.dale_signs, dale.sign_matrix, dale.dale_weight, dale.balance
                dale.scale_to_spectral_radius, connectivity.spectral_radius)
 
 
-def _generator(seed: int) -> torch.Generator:
-    generator = _Generator()
-    generator.manual_seed(int(seed))
-    return generator
-
-
 def _random_signs(n: int, rng, dtype=_float64) -> torch.Tensor:
     """Random +1/-1 signs, both present when n >= 2 (not sorted: D and relu(W) D work for
     any order)."""
@@ -73,27 +67,7 @@ def _random_signs(n: int, rng, dtype=_float64) -> torch.Tensor:
     return signs
 
 
-def _own_work(check):
-    """Fail a submission that runs the course's reference code (imported, wrapped or
-    aliased) instead of its own: a profile hook watches what executes during the check.
-    ``allow_reference=True`` lets the course's own tests build cases on the reference."""
-
-    @functools.wraps(check)
-    def checked(fn, seed: int = 0, *, allow_reference: bool = False) -> None:
-        if allow_reference:
-            return check(fn, seed)
-        message = (f"your {check.__name__.removeprefix('check_')} uses the course's reference "
-                   "implementation (course_lib) instead of your own code: write it yourself; "
-                   "the reference is there to check your work, not to be submitted.")
-        if is_reference(fn, *_REFERENCES):
-            fail("dales_law.uses_reference", message)
-        with ReferenceWatch(*_REFERENCES) as watch:
-            check(fn, seed)
-        if watch.called:
-            fail("dales_law.uses_reference", message)
-        return None
-
-    return checked
+_own_work = own_work("dales_law", _REFERENCES)
 
 
 def _dtype_name(dtype) -> str:

@@ -26,16 +26,21 @@ import torch.nn.functional as F
 
 from course_lib.checks._common import (
     call,
+    clipped_range,
     close,
     fail,
+    judge,
+    scale_factor,
     single_threaded,
     tensor,
     worst_entry,
 )
+from course_lib.checks._common import (
+    generator as _generator,
+)
 from course_lib.learning_rules.dendritic import Conductances
 
 # Private references (see `_common`).
-_Generator = torch.Generator
 _randn = torch.randn
 _rand = torch.rand
 _zeros = torch.zeros
@@ -51,12 +56,6 @@ _float64 = torch.float64
 _replace = dataclasses.replace
 
 TOL = 1e-5  # absolute and relative: a correct float32 computation is well inside it
-
-
-def _generator(seed: int) -> torch.Generator:
-    generator = _Generator()
-    generator.manual_seed(int(seed))
-    return generator
 
 
 def _phi(u: torch.Tensor) -> torch.Tensor:
@@ -92,44 +91,9 @@ def _result(value, what: str, expected: torch.Tensor, dtype: torch.dtype, shape_
     return out
 
 
-def _factor(out: torch.Tensor, expected: torch.Tensor) -> float | None:
-    """c if ``out`` is c times ``expected`` (a wrong normalisation), else None."""
-    e, o = expected.to(_float64), out.to(_float64)
-    norm = float((e * e).sum())
-    if norm == 0.0:
-        return None
-    c = float((o * e).sum()) / norm
-    return c if abs(c) > 1e-3 and close(out, c * e, TOL) else None  # (zeros: not a scale)
-
-
-def _clipped(out: torch.Tensor, expected: torch.Tensor) -> tuple[float, float] | None:
-    """(low, high) if ``out`` is ``expected`` clipped to [low, high] (a limit nobody asked
-    for), else None."""
-    low, high = float(out.min()), float(out.max())
-    if high - low <= TOL:  # a constant is not a clipped formula
-        return None
-    reached = float(expected.min()) < low - TOL or float(expected.max()) > high + TOL
-    return (low, high) if reached and close(out, expected.clamp(low, high), TOL) else None
-
-
 def _judge(out, expected, what: str, mistakes, case: tuple, name: str, formula: str) -> None:
-    """Pass if ``out`` matches ``expected``; else fail with the first of ``mistakes(*case)``
-    that matches, or say by what factor ``out`` is off, or where it differs most."""
-    if close(out, expected, TOL):
-        return
-    for mistake_id, message, wrong in mistakes(*case):
-        if wrong is not None and close(out, wrong, TOL):
-            fail(f"dendritic_error.{mistake_id}", f"{what}: {message}.")
-    limits = _clipped(out, expected)
-    if limits is not None:
-        fail(f"dendritic_error.{name}_clipped", f"{what} is {formula} clipped to "
-             f"[{limits[0]:.4g}, {limits[1]:.4g}]: the formula has no limit, do not clamp it.")
-    factor = _factor(out, expected)
-    if factor is not None:
-        fail(f"dendritic_error.{name}_scaled", f"{what} is {factor:.4g} times {formula}: look "
-             "for a wrong normalisation (a division by the wrong size, or a missing one).")
-    fail(f"dendritic_error.{name}_wrong_value",
-         f"{what} differs from {formula}: {worst_entry(out, expected)}.")
+    """`judge` with this assignment's ids and tolerance."""
+    judge(out, expected, what, mistakes, case, name, formula, assignment="dendritic_error", tol=TOL)
 
 
 # ---------------------------------------------------------------- part 1: apical voltage
@@ -364,12 +328,12 @@ def check_basal_prediction(basal_prediction_fn, seed: int = 0) -> None:
         what = f"basal_prediction(v_basal, g, output={output}) with g = {g}"
         formula = (f"{'g_B / (g_lk + g_B)' if output else 'g_B / (g_lk + g_B + g_A)'} * "
                    f"v_basal = {_attenuation(g, output):.4g} * v_basal")
-        limits = _clipped(outs[output], expected[output])
+        limits = clipped_range(outs[output], expected[output], TOL)
         if limits is not None:
             fail("dendritic_error.prediction_clipped",
                  f"{what} is {formula} clipped to [{limits[0]:.4g}, {limits[1]:.4g}]: the "
                  "formula has no limit, do not clamp it.")
-        factor = _factor(outs[output], v_basal)
+        factor = scale_factor(outs[output], v_basal, TOL)
         yours = "" if factor is None else f" (yours is {factor:.4g} * v_basal)"
         fail("dendritic_error.prediction_wrong_value",
              f"{what} differs from {formula}{yours}: "

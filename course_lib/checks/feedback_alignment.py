@@ -29,8 +29,10 @@ from course_lib.checks._common import (
     tensor,
     worst_entry,
 )
+from course_lib.checks._common import (
+    generator as _generator,
+)
 
-_Generator = torch.Generator
 _Tensor = torch.Tensor
 _randn = torch.randn
 _rand = torch.rand
@@ -49,12 +51,6 @@ _cos = math.cos
 _isnan = math.isnan
 _sqrt = math.sqrt
 _float = float
-
-
-def _generator(seed: int) -> torch.Generator:
-    generator = _Generator()
-    generator.manual_seed(int(seed))
-    return generator
 
 
 # ---------------------------------------------------------------- part 1: FA hidden error

@@ -27,6 +27,7 @@ import math
 import torch
 
 from course_lib.checks._common import call, close, fail, single_threaded, tensor, worst_entry
+from course_lib.checks._common import generator as _generator
 
 # Private references (see `_common`): an answer cell cannot patch what the checker uses.
 _sigmoid, _tanh, _relu = torch.sigmoid, torch.tanh, torch.relu
@@ -34,8 +35,6 @@ _leaky_relu = torch.nn.functional.leaky_relu
 _randn, _rand, _randint, _zeros = torch.randn, torch.rand, torch.randint, torch.zeros
 _cat, _diagonal, _equal, _isfinite = torch.cat, torch.diagonal, torch.equal, torch.isfinite
 _grad = torch.autograd.grad
-_Generator = torch.Generator
-_get_rng_state, _set_rng_state = torch.get_rng_state, torch.set_rng_state
 _float32, _float64 = torch.float32, torch.float64
 _permutations = itertools.permutations
 _ceil = math.ceil
@@ -44,29 +43,11 @@ GATES = ("i", "f", "z", "o")
 TOL = 1e-5  # float32 work compared with a float64 expectation: about 100 float32 ulps
 
 
-def _generator(seed: int) -> torch.Generator:
-    generator = _Generator()
-    generator.manual_seed(int(seed))
-    return generator
-
-
-def _call(fn, *args, what: str):
-    """`call` with torch's global generator first moved on by one draw (and restored after):
-    a function that calls torch.manual_seed then changes the global state even when an
-    earlier call of it left the generator at that seed's state."""
-    saved = _get_rng_state()
-    _rand(1)
-    try:
-        return call(fn, *args, what=what)
-    finally:
-        _set_rng_state(saved)
-
-
 def _call_step(fn, *args, what: str, weight_name: str):
     """Call the student's step through `call`; a shape error gets the commonest cause
     (a weight used without its transpose) as a hint."""
     try:
-        return _call(fn, *args, what=what)
+        return call(fn, *args, what=what)
     except AssertionError as failure:
         message = getattr(failure, "message", str(failure))
         if getattr(failure, "mistake", "") == "common.raised" and (
@@ -541,11 +522,11 @@ def check_ei_sign_mask(ei_sign_mask, seed: int = 0) -> None:
     for n, frac in _mask_cases(rng):
         if frac is None:  # the default fraction, 0.8
             what = f"ei_sign_mask({n})"
-            mask = _call(ei_sign_mask, n, what=what)
+            mask = call(ei_sign_mask, n, what=what)
             frac = 0.8
         else:
             what = f"ei_sign_mask({n}, frac_excitatory={frac})"
-            mask = _call(ei_sign_mask, n, frac, what=what)
+            mask = call(ei_sign_mask, n, frac, what=what)
         mask = tensor(mask, what, finite=False, keep_graph=True)
         if mask.requires_grad:
             fail("gated_circuits.mask_trainable",

@@ -26,15 +26,20 @@ import torch
 from course_lib.checks._common import (
     CheckFailure,
     call,
+    clipped_range,
     close,
     fail,
+    judge,
+    scale_factor,
     single_threaded,
     tensor,
     worst_entry,
 )
+from course_lib.checks._common import (
+    generator as _generator,
+)
 
 # Private references (see `_common`).
-_Generator = torch.Generator
 _randn = torch.randn
 _rand = torch.rand
 _zeros = torch.zeros
@@ -48,12 +53,6 @@ _isinstance = isinstance
 _tuple_or_list = (tuple, list)
 
 TOL = 1e-5  # absolute and relative: a correct float32 computation is well inside it
-
-
-def _generator(seed: int) -> torch.Generator:
-    generator = _Generator()
-    generator.manual_seed(int(seed))
-    return generator
 
 
 def _f64(*tensors: torch.Tensor) -> list[torch.Tensor]:
@@ -92,44 +91,9 @@ def _result(value, what: str, expected: torch.Tensor, dtype: torch.dtype, shape_
     return out
 
 
-def _factor(out: torch.Tensor, expected: torch.Tensor) -> float | None:
-    """c if ``out`` is c times ``expected`` (a wrong normalisation), else None."""
-    e, o = expected.to(_float64), out.to(_float64)
-    norm = float((e * e).sum())
-    if norm == 0.0:
-        return None
-    c = float((o * e).sum()) / norm
-    return c if abs(c) > 1e-3 and close(out, c * e, TOL) else None  # (zeros: not a scale)
-
-
-def _clipped(out: torch.Tensor, expected: torch.Tensor) -> tuple[float, float] | None:
-    """(low, high) if ``out`` is ``expected`` clipped to [low, high] (a limit nobody asked
-    for), else None."""
-    low, high = float(out.min()), float(out.max())
-    if high - low <= TOL:  # a constant is not a clipped formula
-        return None
-    reached = float(expected.min()) < low - TOL or float(expected.max()) > high + TOL
-    return (low, high) if reached and close(out, expected.clamp(low, high), TOL) else None
-
-
 def _judge(out, expected, what: str, mistakes, case: tuple, name: str, formula: str) -> None:
-    """Pass if ``out`` matches ``expected``; else fail with the first of ``mistakes(*case)``
-    that matches, or say by what factor ``out`` is off, or where it differs most."""
-    if close(out, expected, TOL):
-        return
-    for mistake_id, message, wrong in mistakes(*case):
-        if wrong is not None and close(out, wrong, TOL):
-            fail(f"rflo.{mistake_id}", f"{what}: {message}.")
-    limits = _clipped(out, expected)
-    if limits is not None:
-        fail(f"rflo.{name}_clipped", f"{what} is {formula} clipped to "
-             f"[{limits[0]:.4g}, {limits[1]:.4g}]: the formula has no limit, do not clamp it.")
-    factor = _factor(out, expected)
-    if factor is not None:
-        fail(f"rflo.{name}_scaled", f"{what} is {factor:.4g} times {formula}: look "
-             "for a wrong normalisation (a division by the wrong size, or a missing one).")
-    fail(f"rflo.{name}_wrong_value",
-         f"{what} differs from {formula}: {worst_entry(out, expected)}.")
+    """`judge` with this assignment's ids and tolerance."""
+    judge(out, expected, what, mistakes, case, name, formula, assignment="rflo", tol=TOL)
 
 
 # ---------------------------------------------------------------- part 1: the trace
@@ -473,12 +437,12 @@ def check_rflo_trial_updates(rflo_trial_updates, seed: int = 0) -> None:
             if close(g, e, TOL):
                 continue
             weight = name[1:].lower()  # "w_in"
-            limits = _clipped(g, e)
+            limits = clipped_range(g, e, TOL)
             if limits is not None:
                 fail(f"rflo.trial_{weight}_clipped",
                      f"{here}: {name} is the RFLO update clipped to [{limits[0]:.4g}, "
                      f"{limits[1]:.4g}]: the rule has no limit, do not clamp it.")
-            factor = _factor(g, e)
+            factor = scale_factor(g, e, TOL)
             if factor is not None:
                 fail(f"rflo.trial_{weight}_scaled",
                      f"{here}: {name} is {factor:.4g} times the RFLO update (here T = {steps} "

@@ -26,10 +26,12 @@ from course_lib.checks._common import (
     tensor,
     worst_entry,
 )
+from course_lib.checks._common import (
+    generator as _generator,
+)
 from course_lib.grading.reference_guard import ReferenceWatch, is_reference
 
 # Private references (see the module docstring).
-_Generator = torch.Generator
 _rand = torch.rand
 _randn = torch.randn
 _randint = torch.randint
@@ -56,12 +58,6 @@ _isinstance = isinstance
 _type = type
 
 _REFERENCES = (connectivity.random_sparse_mask, connectivity.Mask, connectivity.apply_mask)
-
-
-def _generator(seed: int) -> torch.Generator:
-    generator = _Generator()
-    generator.manual_seed(int(seed))
-    return generator
 
 
 def _own_code(fn, *args, what: str, allow_reference: bool, **kwargs):

@@ -28,12 +28,14 @@ from course_lib.checks._common import (
     tensor,
     worst_entry,
 )
+from course_lib.checks._common import (
+    generator as _generator,
+)
 from course_lib.regularisers import distance_matrix as reference_distance_matrix
 from course_lib.regularisers import distance_penalty as reference_distance_penalty
 
 # Private references (see `_common`): an answer cell that patches torch changes neither
 # the cases nor the expected values.
-_Generator = torch.Generator
 _rand = torch.rand
 _randint = torch.randint
 _where = torch.where
@@ -45,12 +47,6 @@ _as_tensor = torch.tensor
 _isfinite = torch.isfinite
 _float64 = torch.float64
 _float32 = torch.float32
-
-
-def _generator(seed: int) -> torch.Generator:
-    generator = _Generator()
-    generator.manual_seed(int(seed))
-    return generator
 
 
 def _expect_value_error(fn, args: tuple, what: str, reason: str) -> None:
