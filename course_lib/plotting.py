@@ -100,3 +100,58 @@ def draw_mask_and_spectrum(density: float, *, n: int = 100, gain: float = 0.9, s
     plot_eigenvalues(weight, ax=axes[1], radius=gain, title="eigenvalues of W ⊙ M")
     fig.tight_layout()
     return fig
+
+
+def plot_seeds(groups: dict, *, ax=None, ylabel: str = "", chance: float | None = None,
+               title: str | None = None):
+    """One column per condition: every seed as a dot, the mean ± SD as a bar with caps.
+
+    ``groups`` maps a condition's label to its values over seeds (at least 2 each).
+    """
+    ax = _axes(ax)
+    rng = np.random.default_rng(0)  # horizontal jitter only, so dots do not hide each other
+    for i, values in enumerate(groups.values()):
+        values = np.asarray(values, dtype=float)
+        ax.scatter(i + rng.uniform(-0.12, 0.12, len(values)), values, s=14, color="0.55",
+                   zorder=2, label="one seed" if i == 0 else None)
+        ax.errorbar(i, values.mean(), yerr=values.std(ddof=1), fmt="o", color="C0",
+                    capsize=5, markersize=7, zorder=3, label="mean ± SD" if i == 0 else None)
+    ax.set_xticks(range(len(groups)), list(groups), rotation=20, ha="right")
+    ax.set_xlim(-0.6, len(groups) - 0.4)
+    if chance is not None:
+        ax.axhline(chance, color="grey", ls=":", label="chance")
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    ax.legend(fontsize="small")
+    return ax
+
+
+class FigureWithAlt:
+    """A matplotlib figure shown as a PNG whose alt text is computed, not typed.
+
+    The rendered book takes the HTML (an ``<img>`` with this ``alt``); a kernel without
+    HTML shows the PNG. Alt texts built from the same values as the glued prose cannot
+    disagree with the figure.
+    """
+
+    def __init__(self, fig, alt: str):
+        import base64
+        import io
+
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", bbox_inches="tight", dpi=fig.dpi)
+        plt.close(fig)
+        self.png = base64.b64encode(buffer.getvalue()).decode("ascii")
+        self.alt = alt
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        import html
+
+        img = f'<img src="data:image/png;base64,{self.png}" alt="{html.escape(self.alt)}">'
+        return {"text/html": img, "image/png": self.png}
+
+
+def figure_with_alt(fig, alt: str) -> FigureWithAlt:
+    """Show ``fig`` with the alt text ``alt`` (end a cell with it, or ``display`` it)."""
+    return FigureWithAlt(fig, alt)

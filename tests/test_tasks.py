@@ -100,3 +100,45 @@ def test_batch_pool_serves_the_same_batches_in_a_cycle():
         assert served[i + 3] is served[i]
     with pytest.raises(ValueError, match="n_batches must be a positive integer"):
         BatchPool(fresh, 0)
+
+
+# The tasks the book uses, with the arguments it uses them with.
+BOOK_TASKS = [
+    ("PerceptualDecisionMaking-v0", {"dt": 100}),
+    ("DelayComparison-v0", {}),
+    ("DualDelayMatchSample-v0", {}),
+    ("ContextDecisionMaking-v0", {"use_expl_context": True}),
+]
+
+
+@pytest.mark.parametrize("task, env_kwargs", BOOK_TASKS)
+def test_go_cue_fixation_is_on_exactly_until_an_answer_is_due(task, env_kwargs):
+    """Against neurogym's raw trials (neurogym#279): same seed, same trials; the fixation
+    input is 1 at every step whose target is "fixate" and 0 at every step that wants an
+    answer; every other input and every target is untouched."""
+    kwargs = dict(batch_size=8, seq_len=120, seed=5, **env_kwargs)
+    raw = TaskDataset(task, go_cue=False, **kwargs).next_batch()
+    cued = TaskDataset(task, **kwargs).next_batch()  # the default
+    assert torch.equal(cued.targets, raw.targets)
+    assert torch.equal(cued.inputs[..., 1:], raw.inputs[..., 1:])
+    expected_fixation = (raw.targets == 0).float()
+    assert torch.equal(cued.inputs[..., 0], expected_fixation)
+    # neurogym's own trials lack the cue: the fix changes something on every task.
+    assert not torch.equal(raw.inputs[..., 0], expected_fixation)
+
+
+def test_go_cue_survives_neurogyms_copies_of_the_environment():
+    """neurogym deep-copies the environment once per batch column: each copy must set
+    the fixation input of its own trials, not of the original's."""
+    data = TaskDataset("PerceptualDecisionMaking-v0", batch_size=16, seq_len=200, seed=0)
+    batch = data.next_batch()
+    assert len({id(env) for env in data._dataset.envs}) == 16
+    assert torch.equal(batch.inputs[..., 0], (batch.targets == 0).float())
+
+
+def test_go_cue_applies_to_single_trials_and_steps():
+    env = make_env("PerceptualDecisionMaking-v0", dt=100)
+    env.new_trial()
+    decision = slice(env.start_ind["decision"], env.end_ind["decision"])
+    assert env.ob[: decision.start, 0].tolist() == [1.0] * decision.start
+    assert env.ob[decision, 0].tolist() == [0.0] * (decision.stop - decision.start)
