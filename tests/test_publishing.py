@@ -87,3 +87,44 @@ def test_the_book_is_built_where_the_readme_says(workflow):
     assert "_build/html/index.html" in readme
     makefile = (ROOT / "Makefile").read_text()
     assert "jupyter-book build ." in makefile, "make book must build into ./_build/html"
+
+
+TESTS_WORKFLOW = ROOT / ".github" / "workflows" / "tests.yml"
+
+
+@pytest.fixture(scope="module")
+def tests_workflow() -> dict:
+    assert TESTS_WORKFLOW.is_file(), TESTS_WORKFLOW
+    return yaml.safe_load(TESTS_WORKFLOW.read_text())
+
+
+def test_contributors_pull_requests_run_the_test_suite(tests_workflow):
+    triggers = tests_workflow[True]  # PyYAML reads the key `on` as the boolean True
+    assert "pull_request" in triggers
+
+
+def test_pull_requests_are_tested_exactly_as_ci_tests_main(tests_workflow):
+    """The workflow runs `.ci/run`, which installs the same apt packages as CI and runs
+    the README's test command (tests/test_environment.py checks that line of .ci/run)."""
+    runs = [s["run"].strip() for s in _steps(tests_workflow) if "run" in s]
+    assert runs == [".ci/run"], runs
+    ci = (ROOT / ".ci" / "run").read_text()
+    for package in ("chromium", "chromium-driver", "bubblewrap"):
+        assert package in ci
+    (job,) = tests_workflow["jobs"].values()
+    container = job["container"]
+    # Debian (apt has chromium and chromium-driver), CPython 3.11 like the Makefile's
+    image = container["image"]
+    assert re.fullmatch(r"python:3\.11(\.\d+)?-(bookworm|trixie)", image), image
+    assert "python3.11" in (ROOT / "Makefile").read_text()
+    # bubblewrap needs to create namespaces inside the container
+    assert "--privileged" in container.get("options", "")
+
+
+def test_pull_requests_get_cpu_wheels_of_torch_like_the_book(workflow, tests_workflow):
+    def extra_index(wf):
+        return {s.get("env", {}).get("PIP_EXTRA_INDEX_URL") for s in _steps(wf)} - {None}
+
+    assert extra_index(tests_workflow) == extra_index(workflow) == {
+        "https://download.pytorch.org/whl/cpu"
+    }
