@@ -17,13 +17,16 @@ batch ``(T, B, n_input)`` and returns ``(outputs, hidden)`` like `models.RateRNN
 
 from __future__ import annotations
 
+import copy
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
 from course_lib._validate import check_fraction, check_shape, make_generator
+from course_lib.analysis import decision_accuracy
 from course_lib.connectivity import apply_mask
 
 State = tuple[torch.Tensor, ...]  # (h,) or (h, c); h always first
@@ -358,3 +361,141 @@ def make_gated_rnn(
     generator = make_generator(seed)
     cell = CELLS[kind](n_input, n_hidden, seed=generator, **cell_kwargs)
     return GatedRNN(cell, n_output, seed=generator)
+
+
+# --- fair comparisons: parameter counts, and several seeds trained at once -----------------
+
+
+def count_free_parameters(model: nn.Module) -> int:
+    """The number of weights training can change.
+
+    Every entry of every parameter counts, except the entries a parametrization pins at
+    zero: an `apply_mask` zero (the ENU's block-diagonal gates) or a zero of Dale's sign
+    mask (the EI-light-GRU's diagonal). They are found by passing a tensor of ones through
+    the parametrization: what comes out as zero can never be anything else.
+    """
+    total = 0
+    for name, parameter in model.named_parameters():
+        if ".parametrizations." not in name:
+            total += parameter.numel()
+    for module in model.modules():
+        if parametrize.is_parametrized(module):
+            for chain in module.parametrizations.values():
+                with torch.no_grad():
+                    weight = torch.ones_like(chain.original)
+                    for parametrization in chain:
+                        weight = parametrization(weight)
+                total += int((weight != 0).sum())
+    return total
+
+
+def hidden_size_for(
+    kind: str, n_params: int, n_input: int, n_output: int, **cell_kwargs
+) -> int:
+    """The hidden size at which a `make_gated_rnn` network of ``kind`` has the number of
+    free parameters (`count_free_parameters`) closest to ``n_params``; ties go to the
+    smaller network."""
+    if n_params < 1:
+        raise ValueError(f"n_params must be >= 1, got {n_params}")
+
+    def count(n_hidden: int) -> int:
+        return count_free_parameters(
+            make_gated_rnn(kind, n_input, n_hidden, n_output, **cell_kwargs))
+
+    smallest = 2 if kind == "ei_light_gru" else 1  # an E/I network needs two units
+    n_hidden, previous = smallest, None
+    while (current := count(n_hidden)) < n_params:  # counts grow with the hidden size
+        n_hidden, previous = n_hidden + 1, current
+    if previous is not None and n_params - previous <= current - n_params:
+        return n_hidden - 1
+    return n_hidden
+
+
+class SeedEnsemble:
+    """Several seeds of one `GatedRNN` run as one batched computation (``torch.vmap``).
+
+    Each seed keeps its own weights and batch-norm statistics, stacked along a first
+    dimension of size ``n_seeds`` (`torch.func.stack_module_state`); one pass through time
+    serves them all, so on a CPU ``n`` seeds cost far less than ``n`` runs. ``forward``
+    returns ``outputs (n_seeds, T, B, n_output)`` and ``hidden (n_seeds, T, B, n_hidden)``;
+    `seed` gives one seed back as a stand-alone `GatedRNN`.
+    """
+
+    def __init__(self, models: list[GatedRNN]):
+        if not models or len({type(m.cell) for m in models}) != 1:
+            raise ValueError("SeedEnsemble needs at least one model, all of one cell type")
+        self.n_seeds = len(models)
+        self.params, self.buffers = torch.func.stack_module_state(models)
+        self._template = copy.deepcopy(models[0])
+
+    def parameters(self) -> list[torch.Tensor]:
+        return list(self.params.values())
+
+    def train(self, mode: bool = True) -> SeedEnsemble:
+        """Training mode: batch norm uses the batch's statistics and updates its running
+        ones; eval mode (``train(False)``): it uses the running statistics."""
+        self._template.train(mode)
+        return self
+
+    def eval(self) -> SeedEnsemble:
+        return self.train(False)
+
+    def forward(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        def one_seed(params, buffers):
+            return torch.func.functional_call(self._template, (params, buffers), (inputs,))
+
+        return torch.vmap(one_seed)(self.params, self.buffers)
+
+    __call__ = forward
+
+    def seed(self, index: int) -> GatedRNN:
+        """A copy of seed number ``index`` (its weights and batch-norm statistics)."""
+        model = copy.deepcopy(self._template)
+        state = {name: value[index] for name, value in {**self.params, **self.buffers}.items()}
+        model.load_state_dict({name: value.detach().clone() for name, value in state.items()})
+        return model
+
+
+@dataclass
+class EnsembleHistory:
+    """Training loss at every step ``(n_steps, n_seeds)``; decision accuracy on the
+    training batch every ``eval_every`` steps ``(n_evals, n_seeds)``, at ``eval_steps``."""
+
+    loss: torch.Tensor
+    accuracy: torch.Tensor
+    eval_steps: list[int]
+
+
+def train_ensemble(
+    ensemble: SeedEnsemble,
+    batches: list,
+    *,
+    n_steps: int,
+    lr: float = 1e-2,
+    eval_every: int = 25,
+) -> EnsembleHistory:
+    """Adam on the cross-entropy at every step, every seed on the same ``batches`` (used in
+    order, cycled): each seed trains exactly as alone (`course_lib.coursework.train_study`
+    without its options). The loss minimised is the sum of the seeds' losses, so each seed's
+    weights get their own gradient, and Adam acts entry by entry."""
+    if n_steps < 1 or not batches:
+        raise ValueError(f"need n_steps >= 1 and some batches, got {n_steps}, {len(batches)}")
+    optimizer = torch.optim.Adam(ensemble.parameters(), lr=lr)
+    losses, accuracy, eval_steps = [], [], []
+    ensemble.train()
+    for step in range(1, n_steps + 1):
+        batch = batches[(step - 1) % len(batches)]
+        outputs, _ = ensemble(batch.inputs)
+        per_seed = torch.stack([
+            nn.functional.cross_entropy(out.flatten(0, 1), batch.targets.flatten())
+            for out in outputs
+        ])
+        optimizer.zero_grad()
+        per_seed.sum().backward()
+        optimizer.step()
+        losses.append(per_seed.detach())
+        if step % eval_every == 0 or step == n_steps:
+            accuracy.append(torch.tensor([decision_accuracy(out.detach(), batch.targets)
+                                          for out in outputs]))
+            eval_steps.append(step)
+    return EnsembleHistory(torch.stack(losses), torch.stack(accuracy), eval_steps)

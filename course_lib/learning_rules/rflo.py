@@ -180,29 +180,51 @@ def rflo_trial(rnn: LeakyRNN, inputs: torch.Tensor, targets: torch.Tensor) -> RF
     The weights stay fixed during the trial; the returned updates (learning rate 1) are
     what online application would add up to, to first order in the learning rate.
     """
-    check_shape("inputs", inputs, (-1, -1, rnn.w_in.shape[1]))
-    check_shape("targets", targets, (inputs.shape[0], inputs.shape[1], rnn.w_out.shape[0]))
+    losses, d_in, d_rec, d_out = rflo_updates(
+        rnn.w_in, rnn.w_rec, rnn.w_out, rnn.feedback, inputs, targets, rnn.tau
+    )
+    loss = sum(losses.tolist())  # the per-step losses, added in time order
+    return RFLOTrial(loss=loss / len(losses), w_in=d_in, w_rec=d_rec, w_out=d_out)
+
+
+@torch.no_grad()
+def rflo_updates(
+    w_in: torch.Tensor,
+    w_rec: torch.Tensor,
+    w_out: torch.Tensor,
+    feedback: torch.Tensor,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    tau: float,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """`rflo_trial` on plain tensors: ``(losses, dW_in, dW_rec, dW_out)``, no Python numbers.
+
+    ``losses`` ``(T,)`` is the loss at each step. Pure tensor code, so ``torch.vmap`` runs it
+    for several networks at once (`train_rules_on_seeds`).
+    """
+    check_shape("inputs", inputs, (-1, -1, w_in.shape[1]))
+    check_shape("targets", targets, (inputs.shape[0], inputs.shape[1], w_out.shape[0]))
     steps, batch, n_input = inputs.shape
-    n_hidden = rnn.w_rec.shape[0]
-    check_shape("feedback", rnn.feedback, (n_hidden, rnn.w_out.shape[0]))
+    n_hidden = w_rec.shape[0]
+    check_shape("feedback", feedback, (n_hidden, w_out.shape[0]))
     h = inputs.new_zeros(batch, n_hidden)
     p = inputs.new_zeros(batch, n_hidden, n_hidden)  # recurrent traces
     q = inputs.new_zeros(batch, n_hidden, n_input)  # input traces
-    d_in, d_rec, d_out = (torch.zeros_like(w) for w in (rnn.w_in, rnn.w_rec, rnn.w_out))
-    loss = 0.0
+    d_in, d_rec, d_out = (torch.zeros_like(w) for w in (w_in, w_rec, w_out))
+    losses = []
     for t in range(steps):  # (indexing, not iterating: unbind would make T views at once)
         x, target = inputs[t], targets[t]
-        u = h @ rnn.w_rec.T + x @ rnn.w_in.T
+        u = h @ w_rec.T + x @ w_in.T
         slope = phi_prime(u)
-        p = rflo_trace_step(p, slope, h, rnn.tau)  # uses h(t-1): update before h moves on
-        q = rflo_trace_step(q, slope, x, rnn.tau)
-        h = (1 - 1 / rnn.tau) * h + (1 / rnn.tau) * phi(u)
-        error = target - h @ rnn.w_out.T
-        d_rec += rflo_weight_update(error, rnn.feedback, p)
-        d_in += rflo_weight_update(error, rnn.feedback, q)
+        p = rflo_trace_step(p, slope, h, tau)  # uses h(t-1): update before h moves on
+        q = rflo_trace_step(q, slope, x, tau)
+        h = (1 - 1 / tau) * h + (1 / tau) * phi(u)
+        error = target - h @ w_out.T
+        d_rec += rflo_weight_update(error, feedback, p)
+        d_in += rflo_weight_update(error, feedback, q)
         d_out += readout_update(error, h)
-        loss += 0.5 * (error**2).sum(-1).mean().item()
-    return RFLOTrial(loss=loss / steps, w_in=d_in / steps, w_rec=d_rec / steps, w_out=d_out / steps)
+        losses.append(0.5 * (error**2).sum(-1).mean())
+    return torch.stack(losses), d_in / steps, d_rec / steps, d_out / steps
 
 
 # ------------------------------------------------------------------- a memory task
@@ -295,3 +317,102 @@ def train_rflo_vs_bptt(
         progress=progress,
     )
     return history, rflo_net, bptt_net
+
+
+# ------------------------------------------- several seeds at once, and a control rule
+
+#: The rules `train_rules_on_seeds` knows. "readout only" is the control: W_in and W_rec stay
+#: at their initial values and only W_out learns, by the delta rule (its exact gradient).
+RULES = ("RFLO", "BPTT", "readout only")
+_WEIGHTS = ("w_in", "w_rec", "w_out")
+
+
+@dataclass
+class SeedsResult:
+    """What `train_rules_on_seeds` returns: for each rule, the loss of every training batch
+    ``(n_batches, n_seeds)`` and the trained weights, stacked over seeds ``(n_seeds, ...)``."""
+
+    seeds: list[int]
+    tau: float
+    losses: dict[str, torch.Tensor]
+    weights: dict[str, dict[str, torch.Tensor]]
+    feedback: torch.Tensor  # B of every seed, (n_seeds, N, n_output)
+
+    def network(self, rule: str, index: int = 0) -> LeakyRNN:
+        """The trained network of seed number ``index`` under ``rule``, as a `LeakyRNN`."""
+        w_in, w_out = self.weights[rule]["w_in"][index], self.weights[rule]["w_out"][index]
+        rnn = LeakyRNN(w_in.shape[1], w_in.shape[0], w_out.shape[0], tau=self.tau)
+        with torch.no_grad():
+            for name in _WEIGHTS:
+                getattr(rnn, name).copy_(self.weights[rule][name][index])
+            rnn.feedback.copy_(self.feedback[index])
+        return rnn
+
+    @torch.no_grad()
+    def test_loss(self, rule: str, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """`trial_loss` of every seed's network on one batch, ``(n_seeds,)``."""
+        return torch.stack([trial_loss(self.network(rule, k)(inputs)[0], targets)
+                            for k in range(len(self.seeds))])
+
+
+def _updates(rule: str, template: LeakyRNN, weights, feedback, inputs, targets):
+    """Per-seed losses ``(S,)`` and updates ``{name: (S, ...)}`` (learning rate 1)."""
+    if rule == "BPTT":  # minus the autograd gradient of the loss, seed by seed
+
+        def loss_and_loss(one_seed):
+            loss = trial_loss(torch.func.functional_call(template, one_seed, (inputs,))[0], targets)
+            return loss, loss
+
+        gradient, loss = torch.vmap(torch.func.grad(loss_and_loss, has_aux=True))(weights)
+        return loss, {name: -g for name, g in gradient.items()}
+    losses, *deltas = torch.vmap(rflo_updates, in_dims=(0, 0, 0, 0, None, None, None))(
+        weights["w_in"], weights["w_rec"], weights["w_out"], feedback, inputs, targets,
+        template.tau,
+    )
+    updates = dict(zip(_WEIGHTS, deltas, strict=True))
+    if rule == "readout only":  # the control: the recurrent network stays as it was built
+        updates = {"w_out": updates["w_out"]}
+    return losses.mean(-1), updates
+
+
+def train_rules_on_seeds(
+    batches: list[tuple[torch.Tensor, torch.Tensor]],
+    *,
+    seeds: list[int] | range = range(5),
+    rules: tuple[str, ...] = RULES,
+    n_hidden: int = 32,
+    tau: float = 5.0,
+    lr: float = 0.3,
+) -> SeedsResult:
+    """Train one `LeakyRNN` per seed with each rule, every network on the same ``batches``.
+
+    Seed ``s`` builds ``LeakyRNN(n_input, n_hidden, n_output, tau=tau, seed=s)`` (its initial
+    weights and its feedback ``B``); each rule starts from these same networks and takes
+    plain gradient steps ``W <- W + lr dW``, as `train_rflo_vs_bptt`. The seeds are trained
+    at once, as one batched computation (``torch.vmap``): each seed's numbers are what it
+    would get alone. ``batches``: ``(inputs, targets)`` pairs, e.g. from
+    `delayed_response_batch`.
+    """
+    check_positive("lr", lr)
+    unknown = set(rules) - set(RULES)
+    if unknown:
+        raise ValueError(f"rules must be among {RULES}, got {sorted(unknown)}")
+    seeds = list(seeds)
+    if not seeds or not batches:
+        raise ValueError("need at least one seed and one batch")
+    n_input, n_output = batches[0][0].shape[-1], batches[0][1].shape[-1]
+    nets = [LeakyRNN(n_input, n_hidden, n_output, tau=tau, seed=s) for s in seeds]
+    start = {name: torch.stack([getattr(n, name).detach() for n in nets]) for name in _WEIGHTS}
+    feedback = torch.stack([n.feedback for n in nets])
+    losses, trained = {}, {}
+    with one_thread():
+        for rule in rules:
+            weights = {name: w.clone() for name, w in start.items()}
+            per_batch = []
+            for inputs, targets in batches:
+                loss, updates = _updates(rule, nets[0], weights, feedback, inputs, targets)
+                for name, delta in updates.items():
+                    weights[name] += lr * delta
+                per_batch.append(loss)
+            losses[rule], trained[rule] = torch.stack(per_batch), weights
+    return SeedsResult(seeds, float(tau), losses, trained, feedback)
