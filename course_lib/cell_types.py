@@ -18,10 +18,16 @@ constrain which type may synapse onto which. Their recurrent weight is (Methods)
 Simplification: a dendrite here is a leaky ReLU rate unit like the others (Liu & Wang use
 a dendritic nonlinearity whose gain depends on its inhibition). The network keeps the
 `course_lib.models.RateRNN` dynamics; only the weights are structured.
+
+Lesions of a trained network (copies; the original is untouched): `silence_units` clamps
+chosen units to a rate of 0 (e.g. every SST cell); `scale_synapses` weakens (or, with
+`cut_synapses`, removes) the plastic synapses between chosen types (e.g. all inhibition
+onto the dendrites); `scale_random_synapses` does the same to as many random synapses.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -31,7 +37,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from course_lib._validate import check_positive, check_shape, make_generator
-from course_lib.connectivity import apply_mask
+from course_lib.connectivity import Mask, apply_mask
 from course_lib.dale import NonNegative, scale_to_spectral_radius
 from course_lib.models import RateRNN
 
@@ -228,9 +234,9 @@ class CellTypeRNN(RateRNN):
     dendrite-to-soma coupling is not scaled. So only the plastic part starts E/I balanced:
     dendrites and interneurons (no fixed input) receive equal excitation and inhibition,
     but each soma keeps its dendrites' fixed drive on top of a balanced plastic input
-    (with the default layout, seeds 0-4: somatic excitation 1.9-2.1 against inhibition
-    0.9-1.2), and the whole matrix, fixed part included, has a spectral radius that
-    differs from ``radius`` (0.97-1.13 for ``radius=1``).
+    (with the default layout, seeds 0-4: a soma's total excitation is 1.9-2.1 on average
+    over somata, its inhibition 0.9-1.2), and the whole matrix, fixed part included, has
+    a spectral radius that differs from ``radius`` (0.97-1.13 for ``radius=1``).
     """
 
     def __init__(
@@ -294,3 +300,66 @@ class CellTypeRNN(RateRNN):
     def fixed_weight(self) -> torch.Tensor:
         """``W_fixed`` (post, pre): the dendrite-to-soma magnitudes, never trained."""
         return self.recurrent.parametrizations.weight[0].fixed
+
+
+def _parametrization(module: nn.Module, kind: type) -> nn.Module:
+    """The parametrization of ``module.weight`` of class ``kind`` (its buffers hold masks)."""
+    return next(p for p in module.parametrizations.weight if isinstance(p, kind))
+
+
+def silence_units(model: CellTypeRNN, units: torch.Tensor) -> CellTypeRNN:
+    """A copy of ``model`` in which ``units`` (indices) are silent: rate 0 at every step.
+
+    Their recurrent and input synapses and biases are removed, so they stay at 0 (noise
+    aside), and so are their outgoing synapses (plastic, fixed and readout), so the other
+    units run exactly as if those rates were clamped to 0.
+    """
+    units = torch.as_tensor(units, dtype=torch.long)
+    lesioned = copy.deepcopy(model)
+    recurrent = _parametrization(lesioned.recurrent, CellTypeWeight)
+    with torch.no_grad():
+        for matrix in (recurrent.mask, recurrent.fixed):
+            matrix[units, :] = 0.0  # nothing reaches them
+            matrix[:, units] = 0.0  # nothing leaves them
+        _parametrization(lesioned.input, Mask).mask[units, :] = 0.0
+        _parametrization(lesioned.readout, Mask).mask[:, units] = 0.0
+        lesioned.input.bias[units] = 0.0
+        lesioned.recurrent.bias[units] = 0.0
+    return lesioned
+
+
+def scale_synapses(
+    model: CellTypeRNN, pairs: Iterable[tuple[str, str]], factor: float
+) -> CellTypeRNN:
+    """A copy of ``model`` whose plastic synapses from type ``pre`` onto type ``post``, for
+    every ``(pre, post)`` in ``pairs``, are multiplied by ``factor`` (0 removes them; e.g.
+    ``[("SST", "E_dend")]``: dendritic inhibition, the SST cells' other targets kept)."""
+    lesioned = copy.deepcopy(model)
+    mask = _parametrization(lesioned.recurrent, CellTypeWeight).mask
+    layout = model.layout
+    with torch.no_grad():
+        for pre, post in pairs:
+            mask[layout.indices(post)[:, None], layout.indices(pre)] *= factor
+    return lesioned
+
+
+def cut_synapses(model: CellTypeRNN, pairs: Iterable[tuple[str, str]]) -> CellTypeRNN:
+    """A copy of ``model`` without its plastic synapses between the ``(pre, post)`` type
+    ``pairs`` (`scale_synapses` with factor 0)."""
+    return scale_synapses(model, pairs, 0.0)
+
+
+def scale_random_synapses(
+    model: CellTypeRNN, n_synapses: int, factor: float, seed: int = 0
+) -> CellTypeRNN:
+    """A copy of ``model`` with ``n_synapses`` plastic synapses, drawn at random among all
+    of them, multiplied by ``factor``: the control of equal size for `scale_synapses`."""
+    lesioned = copy.deepcopy(model)
+    mask = _parametrization(lesioned.recurrent, CellTypeWeight).mask
+    plastic = mask.flatten().nonzero().flatten()
+    if not 0 <= n_synapses <= len(plastic):
+        raise ValueError(f"n_synapses must be in [0, {len(plastic)}], got {n_synapses}")
+    chosen = plastic[torch.randperm(len(plastic), generator=make_generator(seed))[:n_synapses]]
+    with torch.no_grad():
+        mask.view(-1)[chosen] *= factor
+    return lesioned

@@ -10,6 +10,7 @@ import torch
 from course_lib.rule_switching import (
     RuleSwitchingTask,
     accuracy_since_switch,
+    closed_loop,
     make_sessions,
     train_rule_switching,
 )
@@ -153,5 +154,10 @@ def test_cell_typed_network_learns_to_switch_rules(capfd):
     # one "no reward" later it has switched
     assert (accuracy[1:4] > 0.8).all(), f"accuracy by trials since switch: {accuracy}"
     assert result.accuracy_before_switch > 0.9
+    # in closed loop (it hears the outcome of its own choices) it still switches
+    task = RuleSwitchingTask(switch_prob=0.3, seed=20_000)
+    outputs, heard = closed_loop(result.model, make_sessions(task, 256, 8), task)
+    closed, _ = accuracy_since_switch(outputs, heard)
+    assert closed[0] < 0.3 and (closed[1:4] > 0.7).all(), f"closed loop: {closed}"
     assert result.seconds < 60
     assert capfd.readouterr().err == ""  # silent: nbgrader gives zero to stderr output
