@@ -189,3 +189,89 @@ def spatial_explorer(models: dict, positions: torch.Tensor):
             value=0.1, min=0.02, max=0.5, step=0.02, description="strongest"
         ),
     )
+
+
+# --- Comparing a spatial cost with its sparsity-matched L1 control ----------------------
+
+
+def _off_diagonal_magnitude(weight) -> np.ndarray:
+    """``|W|`` of the synapses between different units (the diagonal dropped), flattened."""
+    w = np.abs(
+        weight.detach().cpu().double().numpy()
+        if isinstance(weight, torch.Tensor)
+        else np.asarray(weight, dtype=float)
+    )
+    if w.ndim != 2 or w.shape[0] != w.shape[1]:
+        raise ValueError(f"weight must be a square (post, pre) matrix, got shape {w.shape}")
+    return w[~np.eye(w.shape[0], dtype=bool)]
+
+
+def absent_fraction(weight, threshold: float = 0.01) -> float:
+    """Fraction of synapses between different units with ``|W_ij| < threshold``.
+
+    Adam with an L1-like penalty leaves unneeded weights jittering near zero rather than
+    at zero, so "absent" needs a threshold. Self-connections are left out: the chapter's
+    networks have none (their mask removes them), and counting them would add the same
+    ``1 / n`` to every network.
+    """
+    if threshold <= 0:
+        raise ValueError(f"threshold must be > 0, got {threshold}")
+    return float((_off_diagonal_magnitude(weight) < threshold).mean())
+
+
+def wiring_length(weight, distances) -> float:
+    """Mean length of a synapse weighted by its strength, ``Σ |W_ij| d_ij / Σ |W_ij|``
+    over pairs of different units: the average distance a unit of weight travels."""
+    w = _off_diagonal_magnitude(weight)
+    d = _off_diagonal_magnitude(distances)
+    if w.shape != d.shape:
+        raise ValueError("distances must have the shape of the weight matrix")
+    return float((w * d).sum() / w.sum()) if w.sum() > 0 else 0.0
+
+
+def beta_for_sparsity(betas, sparsities, target: float) -> float:
+    """The coefficient expected to give the ``target`` sparsity, read off a short search.
+
+    ``betas`` (> 0) were tried and gave ``sparsities``; sparsity grows with the penalty
+    roughly linearly in ``log(beta)``, so we interpolate linearly in ``log(beta)`` between
+    the two tried values that bracket the target (clamped to the tried range).
+    """
+    betas = np.asarray(betas, dtype=float)
+    sparsities = np.asarray(sparsities, dtype=float)
+    if betas.shape != sparsities.shape or betas.size < 2 or np.any(betas <= 0):
+        raise ValueError("need at least two positive betas, each with its sparsity")
+    order = np.argsort(sparsities)
+    if np.any(np.diff(sparsities[order]) <= 0):
+        raise ValueError(f"sparsities must all differ to be interpolated, got {sparsities}")
+    return float(np.exp(np.interp(target, sparsities[order], np.log(betas[order]))))
+
+
+def module_patches(labels, positions, radius: float = 1.5) -> list[int]:
+    """For each module, how many separate patches of the sheet its units form.
+
+    Two units of a module are in the same patch when a chain of the module's own units
+    joins them, each step shorter than ``radius`` (1.5 on a unit grid: the 8 nearest
+    neighbours). A module that is one patch gives 1; a module with units on opposite
+    edges of the grid and none between gives 2 or more.
+    """
+    labels = np.asarray(labels)
+    pos = np.asarray(
+        positions.detach().cpu() if isinstance(positions, torch.Tensor) else positions, dtype=float
+    )
+    if labels.shape != (pos.shape[0],):
+        raise ValueError(f"need one label per unit ({pos.shape[0]}), got {labels.shape}")
+    near = np.linalg.norm(pos[:, None] - pos[None, :], axis=-1) < radius
+    patches = []
+    for module in np.unique(labels):
+        unseen = set(np.flatnonzero(labels == module).tolist())
+        count = 0
+        while unseen:  # flood fill one patch at a time
+            count += 1
+            frontier = [unseen.pop()]
+            while frontier:
+                unit = frontier.pop()
+                neighbours = {j for j in unseen if near[unit, j]}
+                unseen -= neighbours
+                frontier += neighbours
+        patches.append(count)
+    return patches
