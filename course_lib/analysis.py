@@ -157,3 +157,28 @@ def fit_pca(hidden: torch.Tensor, n_components: int) -> PCA:
     total = variance.sum()
     ratio = variance[:n_components] / total if total > 0 else torch.zeros(n_components)
     return PCA(components=components, mean=mean, explained_variance_ratio=ratio.double())
+
+
+def summed_evidence_accuracy(batches) -> float:
+    """Accuracy of the observer that sums ``stimulus 1 - stimulus 2`` over each whole stimulus.
+
+    For ``PerceptualDecisionMaking-v0`` (inputs: fixation, stimulus 1, stimulus 2; actions:
+    fixate, choose 1, choose 2). The two stimuli carry independent noise of equal size, so
+    the sign of the summed difference is the best guess from the trial's evidence. A trial's
+    stimulus is the run of steps with non-zero stimulus inputs just before its decision
+    period; an exact tie counts as half a correct trial.
+    """
+    correct = []
+    for batch in batches:
+        stimuli = batch.inputs[:, :, 1:]
+        for column, first, last in decision_periods(batch.targets):
+            start = first
+            while start > 0 and bool(stimuli[start - 1, column].ne(0).any()):
+                start -= 1
+            stimulus = stimuli[start:first, column]
+            evidence = float((stimulus[:, 0] - stimulus[:, 1]).sum())
+            answer = int(batch.targets[last, column])
+            correct.append(0.5 if evidence == 0 else float((evidence > 0) == (answer == 1)))
+    if not correct:
+        raise ValueError("the batches hold no complete trial: use a longer seq_len")
+    return sum(correct) / len(correct)

@@ -9,6 +9,10 @@ Helpers for the chapter *Brain-like costs* (`book/04_brain_like_costs.md`):
 - `weight_sparsity`, `prune`: measure and impose near-zero weights on a trained network.
 - `draw_penalty_geometry`: the picture of the two penalties (diamond against disc).
 - `pruning_explorer`: a slider that soft-thresholds trained recurrent weights.
+
+and for the chapter *Sparse connectivity* (`book/01_sparse_connectivity.md`):
+
+- `plot_density_study`: accuracy over seeds against recurrent density, density 0 apart.
 """
 
 from __future__ import annotations
@@ -148,3 +152,48 @@ def pruning_explorer(models: dict, inputs: torch.Tensor, targets: torch.Tensor):
         network=widgets.Dropdown(options=list(models), description="network"),
         lam=widgets.FloatLogSlider(value=0.02, base=10, min=-3, max=0, step=0.1, description="λ"),
     )
+
+
+def plot_density_study(accuracy: dict, *, ax=None, chance: float | None = 0.5,
+                       ceiling: float | None = None):
+    """Accuracy over seeds against recurrent density (log axis), density 0 set apart.
+
+    ``accuracy`` maps a density to its accuracies over seeds. Each seed is a grey dot, each
+    density its mean ± SD (sample SD). Density 0 has no place on a log axis: it is drawn
+    at the left, past a break, with its own marker. ``ceiling`` draws the accuracy of an
+    ideal observer (`course_lib.analysis.summed_evidence_accuracy`) as a dashed line.
+    """
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.6))
+    positive = sorted(d for d in accuracy if d > 0)
+    zero_at = positive[0] / 5 if 0 in accuracy else None
+    rng = np.random.default_rng(0)  # jitter only, so the dots of one density do not overlap
+
+    def draw(x, values, **style):
+        values = np.asarray(values, dtype=float)
+        jitter = x * np.exp(rng.uniform(-0.12, 0.12, len(values)))
+        ax.scatter(jitter, values, s=12, color="0.6", zorder=2)
+        ax.errorbar(x, values.mean(), yerr=values.std(ddof=1), capsize=4, zorder=3, **style)
+
+    means = [np.mean(accuracy[d]) for d in positive]
+    ax.plot(positive, means, color="C0", lw=1, zorder=1)
+    for i, density in enumerate(positive):
+        draw(density, accuracy[density], fmt="o", color="C0", markersize=6,
+             label="recurrent network, mean ± SD" if i == 0 else None)
+    ticks = list(positive)
+    if zero_at is not None:
+        draw(zero_at, accuracy[0], fmt="s", color="C3", markersize=7,
+             label="no recurrence (density 0), mean ± SD")
+        ax.axvline(np.sqrt(zero_at * positive[0]), color="0.8", lw=4, zorder=0)  # axis break
+        ticks = [zero_at, *ticks]
+    ax.set_xscale("log")
+    ax.set_xticks(ticks, ["0" if t == zero_at else f"{t:g}" for t in ticks])
+    ax.minorticks_off()
+    if chance is not None:
+        ax.axhline(chance, color="grey", ls=":", label="chance")
+    if ceiling is not None:
+        ax.axhline(ceiling, color="k", ls="--", lw=1, label="observer summing the whole stimulus")
+    ax.set_xlabel("recurrent connection density")
+    ax.set_ylabel("decision accuracy")
+    ax.legend(fontsize="small", loc="lower right")
+    return ax
