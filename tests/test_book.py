@@ -227,8 +227,10 @@ def test_spatial_chapter_matches_the_l1_control_to_the_spatial_sparsity(html):
 
 
 def _visible_text(html, page: str) -> str:
-    """A chapter's text as a reader sees it: no tags, entities decoded, spaces collapsed."""
-    text = unescape(re.sub(r"<[^>]+>", " ", (html / "book" / f"{page}.html").read_text()))
+    """A chapter's text as a reader sees it: no tags, entities decoded, spaces collapsed,
+    Sphinx's curly quotes made straight again."""
+    text = unescape(re.sub(r"<[^>]+>", "", (html / "book" / f"{page}.html").read_text()))
+    text = text.replace("\u2019", "'").replace("\u201c", '"').replace("\u201d", '"')
     return re.sub(r"\s+", " ", text)
 
 
@@ -335,7 +337,8 @@ def test_rflo_chapter_compares_rflo_bptt_and_readout_only_over_seeds(html):
                       rf"readout only {num}", text)
     assert [int(r[0]) for r in rows] == [5, 20, 50]
     # the prose states a difference only where the printed spreads do not overlap
-    main = text[text.index("training trials the test loss is"):text.index("Inside the eligibility")]
+    start = text.index("training trials the test loss is")
+    main = text[start:text.index("Inside the eligibility", start)]
     for name_b, key in (("BPTT", "BPTT"), ("readout-only control", "readout only")):
         stated = _stated_relation(main, "RFLO", name_b)
         expected = _relation_of(*printed["RFLO"], *printed[key])
