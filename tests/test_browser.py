@@ -366,3 +366,14 @@ def test_a_chapter_screenshot_is_saved(visits):
     assert SCREENSHOT_PAGE in visits
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", shot
     assert shot.stat().st_size > 20_000, "the screenshot looks empty"
+
+
+@pytest.mark.parametrize("page", [p for p in toc_pages() if re.match(r"book/(0[1-9]|10)_", p)])
+def test_explorers_work_on_the_static_page(browser, book_url, page):
+    """Each chapter's explorer, pre-drawn at build time: every slider swaps the picture and
+    the shown value, and touches no other explorer (course_lib.widgets.static_explorer)."""
+    from test_widgets_static import explorer_problems
+
+    browser.get(f"{book_url}/{page}.html")
+    count, problems = explorer_problems(browser)
+    assert count >= 1 and problems == [], (page, count, problems)
