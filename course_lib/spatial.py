@@ -20,7 +20,8 @@ import torch
 from matplotlib.collections import LineCollection
 
 
-def _symmetric_magnitude(weight) -> np.ndarray:
+def _magnitude(weight) -> np.ndarray:
+    """``|W|`` as a float64 array, checked to be a square (post, pre) matrix."""
     w = np.abs(
         weight.detach().cpu().double().numpy()
         if isinstance(weight, torch.Tensor)
@@ -28,6 +29,11 @@ def _symmetric_magnitude(weight) -> np.ndarray:
     )
     if w.ndim != 2 or w.shape[0] != w.shape[1]:
         raise ValueError(f"weight must be a square (post, pre) matrix, got shape {w.shape}")
+    return w
+
+
+def _symmetric_magnitude(weight) -> np.ndarray:
+    w = _magnitude(weight)
     a = (w + w.T) / 2
     np.fill_diagonal(a, 0.0)
     return a
@@ -196,13 +202,7 @@ def spatial_explorer(models: dict, positions: torch.Tensor):
 
 def _off_diagonal_magnitude(weight) -> np.ndarray:
     """``|W|`` of the synapses between different units (the diagonal dropped), flattened."""
-    w = np.abs(
-        weight.detach().cpu().double().numpy()
-        if isinstance(weight, torch.Tensor)
-        else np.asarray(weight, dtype=float)
-    )
-    if w.ndim != 2 or w.shape[0] != w.shape[1]:
-        raise ValueError(f"weight must be a square (post, pre) matrix, got shape {w.shape}")
+    w = _magnitude(weight)
     return w[~np.eye(w.shape[0], dtype=bool)]
 
 
