@@ -132,7 +132,8 @@ class FigureWithAlt:
 
     The rendered book takes the HTML (an ``<img>`` with this ``alt``); a kernel without
     HTML shows the PNG. Alt texts built from the same values as the glued prose cannot
-    disagree with the figure.
+    disagree with the figure. The PNG has twice the pixels of its displayed width, so it
+    stays sharp on high-density screens.
     """
 
     def __init__(self, fig, alt: str):
@@ -140,18 +141,29 @@ class FigureWithAlt:
         import io
 
         buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", bbox_inches="tight", dpi=fig.dpi)
+        fig.savefig(buffer, format="png", bbox_inches="tight", dpi=2 * fig.dpi)
         plt.close(fig)
-        self.png = base64.b64encode(buffer.getvalue()).decode("ascii")
+        data = buffer.getvalue()
+        self.width = int.from_bytes(data[16:20], "big") // 2  # PNG header: pixel width
+        self.png = base64.b64encode(data).decode("ascii")
         self.alt = alt
 
     def _repr_mimebundle_(self, include=None, exclude=None):
         import html
 
-        img = f'<img src="data:image/png;base64,{self.png}" alt="{html.escape(self.alt)}">'
-        return {"text/html": img, "image/png": self.png}
+        img = (f'<img src="data:image/png;base64,{self.png}" alt="{html.escape(self.alt)}" '
+               f'width="{self.width}">')
+        return {"text/html": img, "image/png": self.png}, {"image/png": {"width": self.width}}
 
 
 def figure_with_alt(fig, alt: str) -> FigureWithAlt:
     """Show ``fig`` with the alt text ``alt`` (end a cell with it, or ``display`` it)."""
     return FigureWithAlt(fig, alt)
+
+
+def use_retina_figures() -> None:
+    """Show the notebook's inline figures at twice their displayed resolution (sharp on
+    high-density screens and when zoomed). Each chapter calls it once, after its imports."""
+    from matplotlib_inline.backend_inline import set_matplotlib_formats
+
+    set_matplotlib_formats("retina")

@@ -377,3 +377,22 @@ def test_explorers_work_on_the_static_page(browser, book_url, page):
     browser.get(f"{book_url}/{page}.html")
     count, problems = explorer_problems(browser)
     assert count >= 1 and problems == [], (page, count, problems)
+
+
+RESOLUTION_JS = """
+return [...document.querySelectorAll("main img")]
+  .filter((img) => img.clientWidth > 0 && /\\.png$|^data:image\\/png/.test(img.src))
+  .map((img) => ({src: img.src.slice(0, 80), natural: img.naturalWidth,
+                  shown: img.clientWidth}));
+"""
+
+
+@pytest.mark.parametrize("page", [p for p in toc_pages() if re.match(r"book/\d\d_", p)])
+def test_figures_have_twice_the_pixels_they_are_shown_at(browser, book_url, page):
+    """Retina figures (course_lib.plotting.use_retina_figures, figure_with_alt,
+    static_explorer): sharp on high-density screens and when a reader zooms."""
+    browser.get(f"{book_url}/{page}.html")
+    images = browser.execute_script(RESOLUTION_JS)
+    assert len(images) >= 2, (page, images)
+    blurry = [image for image in images if image["natural"] < 1.9 * image["shown"]]
+    assert not blurry, (page, blurry)

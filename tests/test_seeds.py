@@ -1,5 +1,6 @@
 """Seed summaries: hand-computed means and sample SDs; the non-overlap rule; the alt figure."""
 
+import base64
 import math
 
 import matplotlib
@@ -50,8 +51,16 @@ def test_figure_with_alt_puts_the_computed_alt_on_the_image():
     fig, ax = plt.subplots()
     ax.plot([0, 1])
 
-    bundle = figure_with_alt(fig, 'accuracy 87% "held out" <b>')._repr_mimebundle_()
+    shown = figure_with_alt(fig, 'accuracy 87% "held out" <b>')
+    bundle, metadata = shown._repr_mimebundle_()
     assert 'alt="accuracy 87% &quot;held out&quot; &lt;b&gt;"' in bundle["text/html"]
+    # retina: the PNG has twice the pixels of the width it is shown at
+    png = base64.b64decode(bundle["image/png"])
+    assert int.from_bytes(png[16:20], "big") // 2 == shown.width
+    assert f'width="{shown.width}"' in bundle["text/html"]
+    assert metadata == {"image/png": {"width": shown.width}}
+    # shown at about the figure's own size (a tight bounding box trims the margins)
+    assert 0.7 * fig.get_figwidth() * fig.dpi < shown.width <= fig.get_figwidth() * fig.dpi
     assert bundle["text/html"].startswith('<img src="data:image/png;base64,')
     assert bundle["image/png"] in bundle["text/html"]
     assert not plt.get_fignums()  # the figure is closed, so it is not shown twice
