@@ -47,3 +47,10 @@ def test_the_built_api_page_shows_every_public_function(html):
                 missing.append(f"{name}.{attribute}")
     assert not missing, missing
     assert len(re.findall(r'<dt class="sig sig-object py" id="course_lib\.', text)) >= 100
+
+
+@pytest.mark.slow
+def test_chapters_link_the_functions_they_introduce_to_the_reference(html):
+    linking = [page for page in sorted((html / "book").glob("[01][0-9]_*.html"))
+               if re.search(r'href="api\.html#course_lib\.', page.read_text())]
+    assert len(linking) >= 6, [page.name for page in linking]
