@@ -347,7 +347,8 @@ def test_rflo_chapter_compares_rflo_bptt_and_readout_only_over_seeds(html):
     alts = re.findall(r'<img src="data:image/png;base64,[^"]+" alt="([^"]+)"',
                       (html / "book" / "08_rflo.html").read_text())
     assert sum("±" in unescape(alt) for alt in alts) >= 2
-    assert sum("of their peak" in unescape(alt) for alt in alts) == 2  # the two trace figures
+    # the two trace figures, and the explorer's pictures of the untrained network's traces
+    assert sum("of their peak" in unescape(alt) for alt in alts) >= 2
 
 
 def test_gated_chapter_compares_cells_at_the_same_number_of_parameters(html):

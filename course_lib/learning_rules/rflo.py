@@ -53,10 +53,12 @@ def check_tau(tau: float) -> None:
 
 
 def phi(u: torch.Tensor) -> torch.Tensor:
+    """The units' nonlinearity, ``h = phi(u) = tanh(u)`` (Murray 2019, eq. 1)."""
     return torch.tanh(u)
 
 
 def phi_prime(u: torch.Tensor) -> torch.Tensor:
+    """Its derivative, ``phi'(u) = 1 - tanh(u)**2``, the post-synaptic factor of the trace."""
     return 1 - torch.tanh(u) ** 2
 
 
