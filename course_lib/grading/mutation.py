@@ -58,6 +58,8 @@ from nbgrader.utils import is_grade, is_solution
 
 ROOT = Path(__file__).resolve().parents[2]
 SOLUTIONS = ROOT / "solutions"
+# The first code cell of every exercise installs the course on Colab, and only there.
+COLAB_SETUP = "colab_setup"
 EQUIVALENTS = ROOT / "tests" / "mutation"
 MUTMUT = Path(sys.executable).parent / "mutmut"
 MODULE = "answers"  # mutant names read answers.x_<function>__mutmut_<n>
@@ -232,8 +234,10 @@ def graded_cells(notebook: nbformat.NotebookNode, module_names: set[str]) -> dic
 
 
 def answers_module(notebook: nbformat.NotebookNode) -> str:
-    """The imports cell (the first code cell) and every answer cell, stubs protected."""
-    code = [c for c in notebook.cells if c.cell_type == "code"]
+    """The imports cell (the first code cell after the Colab set-up cell) and every answer
+    cell, stubs protected."""
+    code = [c for c in notebook.cells if c.cell_type == "code"
+            and c.metadata.get("nbgrader", {}).get("grade_id") != COLAB_SETUP]
     imports = code[0]
     if is_solution(imports) or is_grade(imports):
         raise ValueError("the notebook's first code cell must be its imports cell")
