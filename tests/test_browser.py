@@ -396,3 +396,28 @@ def test_figures_have_twice_the_pixels_they_are_shown_at(browser, book_url, page
     assert len(images) >= 2, (page, images)
     blurry = [image for image in images if image["natural"] < 1.9 * image["shown"]]
     assert not blurry, (page, blurry)
+
+
+PHONE_OVERFLOW_JS = """
+const page = document.documentElement;
+const wide = [...document.querySelectorAll("article .cell_output pre")]
+  .filter((pre) => pre.clientWidth > 0 && pre.scrollWidth > pre.clientWidth + 1)
+  .map((pre) => pre.textContent.slice(0, 60));
+return {page: page.scrollWidth - page.clientWidth, wide: wide};
+"""
+
+
+@pytest.mark.parametrize("page", [p for p in toc_pages() if re.match(r"book/\d\d_", p)])
+def test_on_a_400_px_phone_nothing_overflows_sideways(browser, book_url, page):
+    """The page does not scroll sideways and no printed output needs a horizontal scroll
+    (book/_ext/static/book_fixes.css wraps them); code cells and wide tables keep their own
+    scroll boxes."""
+    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                            {"width": 400, "height": 900, "deviceScaleFactor": 2,
+                             "mobile": True})
+    try:
+        browser.get(f"{book_url}/{page}.html")
+        report = browser.execute_script(PHONE_OVERFLOW_JS)
+    finally:
+        browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+    assert report["page"] <= 0 and report["wide"] == [], (page, report)

@@ -6,6 +6,8 @@ Loaded by ``_config.yml`` (``sphinx.local_extensions``); the browser tests
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 def drop_duplicate_scripts(app, pagename, templatename, context, doctree):
     """sphinx-thebe 0.3.1 registers its inline configuration twice under Sphinx 7.4 (once
@@ -39,7 +41,14 @@ def definite_colour_mode(app, pagename, templatename, context, doctree):
         context["default_mode"] = "auto"
 
 
+def add_static_folder(app):
+    """book_fixes.css (printed outputs wrap on narrow screens) lives in ./static."""
+    app.config.html_static_path.append(str(Path(__file__).parent / "static"))
+
+
 def setup(app):
+    app.connect("builder-inited", add_static_folder)
+    app.add_css_file("book_fixes.css")
     app.connect("html-page-context", definite_colour_mode)
     app.connect("html-page-context", drop_duplicate_scripts, priority=900)
     # after sphinx-book-theme adds the launch buttons (priority 501)
