@@ -47,6 +47,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import tokenize
 from concurrent.futures import ThreadPoolExecutor
@@ -60,6 +61,16 @@ ROOT = Path(__file__).resolve().parents[2]
 SOLUTIONS = ROOT / "solutions"
 # The first code cell of every exercise installs the course on Colab, and only there.
 COLAB_SETUP = "colab_setup"
+# The assignments are analysed in threads, and CPython 3.11's AST construction is not safe
+# across threads: now and then it raises "SystemError: AST constructor recursion depth
+# mismatch" (python/cpython#106905). One parse at a time.
+_PARSE_LOCK = threading.Lock()
+
+
+def parse(source: str) -> ast.Module:
+    """``ast.parse``, one thread at a time."""
+    with _PARSE_LOCK:
+        return ast.parse(source)
 EQUIVALENTS = ROOT / "tests" / "mutation"
 MUTMUT = Path(sys.executable).parent / "mutmut"
 MODULE = "answers"  # mutant names read answers.x_<function>__mutmut_<n>
@@ -178,7 +189,7 @@ def check_mutable(source: str) -> None:
     """Refuse a solution that mutmut would leave alone: it would count as fully tested."""
     lines = source.splitlines()
     covered = set()
-    for function in functions(ast.parse(source)):
+    for function in functions(parse(source)):
         covered.update(range(function.lineno - 1, function.end_lineno))
     for row in sorted(solution_rows(lines) - covered):
         text = lines[row].strip()
@@ -222,7 +233,7 @@ def graded_cells(notebook: nbformat.NotebookNode, module_names: set[str]) -> dic
             continue
         grade_id = cell.metadata["nbgrader"]["grade_id"]
         source = without_hidden_markers(cell.source)
-        tree = ast.parse(source)
+        tree = parse(source)
         used = names_used(tree) - module_names - names_set(tree)
         needs: list[str] = []
         for earlier, bound in bound_by.items():
@@ -256,7 +267,7 @@ def write_project(notebook: Path, project: Path) -> Path:
     """Write the mutmut project for one source notebook into ``project``."""
     nb = nbformat.read(notebook, as_version=4)
     module_source = answers_module(nb)
-    module_names = names_set(ast.parse(module_source))
+    module_names = names_set(parse(module_source))
     (project / "tests").mkdir(parents=True, exist_ok=True)
     (project / f"{MODULE}.py").write_text(module_source)
     (project / "pyproject.toml").write_text(MUTMUT_CONFIG.format(module=MODULE))
