@@ -131,6 +131,19 @@ def decay_factor(lr: float, lr_final: float, n_steps: int) -> float:
     return (lr_final / lr) ** (1 / n_steps)
 
 
+def _study_optimiser(parameters, lr: float, lr_final: float | None, n_steps: int,
+                     beta_l2: float):
+    """The study's optimiser: Adam at ``lr``, decayed exponentially to ``lr_final`` over
+    ``n_steps`` (constant if ``lr_final`` is None). Checks the settings first."""
+    check_positive("lr", lr)
+    check_non_negative("beta_l2", beta_l2)
+    if n_steps < 1:
+        raise ValueError(f"n_steps must be >= 1, got {n_steps}")
+    optimizer = torch.optim.Adam(parameters, lr=lr)
+    gamma = 1.0 if lr_final is None else decay_factor(lr, lr_final, n_steps)
+    return optimizer, torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=gamma)
+
+
 def train_study(
     model: nn.Module,
     data: TaskDataset | Sequence[Batch],
@@ -152,13 +165,7 @@ def train_study(
     `course_lib.training.train` (loss includes the penalty; accuracy per trial on the
     training batch, every ``eval_every`` steps). ``progress``: see `course_lib.progress`.
     """
-    check_positive("lr", lr)
-    check_non_negative("beta_l2", beta_l2)
-    if n_steps < 1:
-        raise ValueError(f"n_steps must be >= 1, got {n_steps}")
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    gamma = 1.0 if lr_final is None else decay_factor(lr, lr_final, n_steps)
-    schedule = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=gamma)
+    optimizer, schedule = _study_optimiser(model.parameters(), lr, lr_final, n_steps, beta_l2)
     loss_fn = nn.CrossEntropyLoss(weight=class_weight)
     history = History()
     model.train()
@@ -740,13 +747,7 @@ def train_seeds(
     cross-entropy plus ``l2_rates`` of its own units), so each seed's weights get the
     gradient they would get alone.
     """
-    check_positive("lr", lr)
-    check_non_negative("beta_l2", beta_l2)
-    if n_steps < 1:
-        raise ValueError(f"n_steps must be >= 1, got {n_steps}")
-    optimizer = torch.optim.Adam(stack.parameters(), lr=lr)
-    gamma = 1.0 if lr_final is None else decay_factor(lr, lr_final, n_steps)
-    schedule = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=gamma)
+    optimizer, schedule = _study_optimiser(stack.parameters(), lr, lr_final, n_steps, beta_l2)
     loss_fn = nn.CrossEntropyLoss(weight=class_weight)
     histories = [History() for _ in range(stack.n_seeds)]
     stack.train()
