@@ -357,8 +357,10 @@ class SeedsResult:
                             for k in range(len(self.seeds))])
 
 
-def _updates(rule: str, template: LeakyRNN, weights, feedback, inputs, targets):
-    """Per-seed losses ``(S,)`` and updates ``{name: (S, ...)}`` (learning rate 1)."""
+def rule_updates(rule: str, template: LeakyRNN, weights, feedback, inputs, targets):
+    """One batch's per-seed losses ``(S,)`` and updates ``{name: (S, ...)}`` (learning rate
+    1) under ``rule`` (one of `RULES`), for ``S`` seeds' ``weights`` stacked along a first
+    dimension: the step `train_rules_on_seeds` takes."""
     if rule == "BPTT":  # minus the autograd gradient of the loss, seed by seed
 
         def loss_and_loss(one_seed):
@@ -412,7 +414,7 @@ def train_rules_on_seeds(
             weights = {name: w.clone() for name, w in start.items()}
             per_batch = []
             for inputs, targets in batches:
-                loss, updates = _updates(rule, nets[0], weights, feedback, inputs, targets)
+                loss, updates = rule_updates(rule, nets[0], weights, feedback, inputs, targets)
                 for name, delta in updates.items():
                     weights[name] += lr * delta
                 per_batch.append(loss)
