@@ -12,9 +12,7 @@ Two kinds, drawn by the same function:
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import itertools
 import json
 import uuid
@@ -25,10 +23,8 @@ import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from course_lib.plotting import draw_mask_and_spectrum
+from course_lib.plotting import PHONE_WIDTH, draw_mask_and_spectrum, figure_pngs
 
-RETINA = 2  # PNG pixels per displayed pixel, so figures stay sharp on high-density screens
-DISPLAY_DPI = 100  # displayed pixels per inch of figure (matplotlib's default size)
 MAX_FIGURES = 16  # every picture is inlined in the page (100-300 kB each): keep pages light
 
 
@@ -76,7 +72,7 @@ def static_explorer(
     start = combinations[0] if start is None else tuple(start)
     if start not in combinations:
         raise ValueError(f"start {start} is not on the sliders' grids")
-    pictures = []
+    pictures, phones = [], []
     for values in combinations:
         open_before = set(plt.get_fignums())
         drawn = draw(*values)
@@ -86,10 +82,13 @@ def static_explorer(
                             for label, v in zip(grids, values, strict=True))
         else:
             alt = describe(drawn, *values)
-        pictures.append(_png(fig) + (alt,))
+        phone, laptop = figure_pngs(fig)  # phones get the panels stacked, text legible
+        phones.append(phone)
+        pictures.append(laptop + (alt,))
         for number in set(plt.get_fignums()) - open_before:  # or they show under the cell
             plt.close(number)
-    return StaticExplorer(grids, pictures, shown=combinations.index(start))
+    phones = phones if None not in phones else None
+    return StaticExplorer(grids, pictures, shown=combinations.index(start), phones=phones)
 
 
 def _figure_of(drawn) -> Figure:
@@ -100,17 +99,6 @@ def _figure_of(drawn) -> Figure:
     if isinstance(drawn, Axes):
         return drawn.figure
     return drawn if isinstance(drawn, Figure) else plt.gcf()
-
-
-def _png(fig: Figure) -> tuple[str, int]:
-    """The figure as base64 PNG at RETINA times its displayed size, and that displayed
-    width in pixels. The figure is closed: it must not show a second time under the cell."""
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", bbox_inches="tight", dpi=RETINA * DISPLAY_DPI)
-    plt.close(fig)
-    png = buffer.getvalue()
-    width = int.from_bytes(png[16:20], "big")  # the PNG header (IHDR) stores the width here
-    return base64.b64encode(png).decode("ascii"), width // RETINA
 
 
 def _text(value) -> str:
@@ -127,9 +115,10 @@ class StaticExplorer:
     """
 
     def __init__(self, grids: dict[str, list], pictures: list[tuple[str, int, str]],
-                 shown: int = 0):
+                 shown: int = 0, phones: list[tuple[str, int]] | None = None):
         self.grids = grids
         self.pictures = pictures  # (base64 PNG, displayed width, alt text) per combination
+        self.phones = phones  # (base64 PNG, displayed width) per combination, for phones
         self.shown = shown  # the picture shown first
         self.id = f"explorer-{uuid.uuid4().hex[:12]}"  # unique even across notebooks
 
@@ -151,8 +140,10 @@ class StaticExplorer:
         controls = "".join(self._slider(label, grid, k, position)
                            for k, ((label, grid), position) in enumerate(positions))
         images = "".join(
+            self._phone_source(i) +
             f'<img src="data:image/png;base64,{png}" alt="{html.escape(alt)}" width="{width}" '
             f'style="max-width:100%;height:auto;{"" if i == self.shown else "display:none"}">'
+            + ("</picture>" if self.phones else "")
             for i, (png, width, alt) in enumerate(self.pictures))
         values = json.dumps([[_text(v) for v in grid] for grid in self.grids.values()])
         values = values.replace("</", "<\\/")  # a value must not close the script
@@ -160,6 +151,15 @@ class StaticExplorer:
         return (f'<div class="static-explorer" id="{self.id}">'
                 f'<div class="static-explorer-controls" style="display:none">{controls}</div>'
                 f"{images}<script>{script}</script></div>")
+
+    def _phone_source(self, i: int) -> str:
+        """Opens picture ``i``'s <picture> with its phone version (the script shows and
+        hides the <img> inside)."""
+        if not self.phones:
+            return ""
+        png, width = self.phones[i]
+        return (f'<picture><source media="(max-width: {PHONE_WIDTH - 1}px)" '
+                f'srcset="data:image/png;base64,{png}" width="{width}">')
 
     def _slider(self, label: str, grid: list, k: int, position: int) -> str:
         slider_id = f"{self.id}-slider-{k}"

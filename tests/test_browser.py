@@ -320,7 +320,7 @@ def solution_leaks(text: str, lines: dict[str, set[str]]) -> list[str]:
 def test_the_leak_detector_finds_every_solution():
     """The detector would notice: each solution notebook's own text is flagged."""
     lines = solution_lines()
-    assert len(lines) == 10
+    assert len(lines) == len(list(ROOT.glob("solutions/*/*.ipynb"))) >= 10
     for name, found in lines.items():
         assert len(found) >= 3, f"{name}: too few distinctive solution lines to detect a leak"
         notebook = json.loads((ROOT / "solutions" / name / f"{name}.ipynb").read_text())
@@ -377,6 +377,10 @@ def test_explorers_work_on_the_static_page(browser, book_url, page):
     browser.get(f"{book_url}/{page}.html")
     count, problems = explorer_problems(browser)
     assert count >= 1 and problems == [], (page, count, problems)
+    if page == "book/01_sparse_connectivity":  # what a reader sees after moving the slider
+        ARTIFACTS.mkdir(exist_ok=True)
+        explorer = browser.find_element("css selector", ".static-explorer")
+        explorer.screenshot(str(ARTIFACTS / "explorer_01_after_slider.png"))
 
 
 RESOLUTION_JS = """
@@ -421,3 +425,95 @@ def test_on_a_400_px_phone_nothing_overflows_sideways(browser, book_url, page):
     finally:
         browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
     assert report["page"] <= 0 and report["wide"] == [], (page, report)
+
+
+# Every figure PNG records the height of its smallest text in its own pixels, in a PNG text
+# chunk (course_lib.plotting.TEXT_SIZE_KEY). Read here with a hand-written PNG parser: the
+# writer is matplotlib.
+FIGURES_JS = """
+return [...document.querySelectorAll("article .cell_output img, article .static-explorer img")]
+  .filter((img) => img.clientWidth > 0)
+  .map((img) => ({src: img.currentSrc, natural: img.naturalWidth, shown: img.clientWidth}));
+"""
+LEGIBLE_PX = 9
+
+
+def png_text_chunks(data: bytes) -> dict[str, str]:
+    """The tEXt chunks of a PNG file (keyword -> text)."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    chunks, at = {}, 8
+    while at < len(data):
+        length = int.from_bytes(data[at:at + 4], "big")
+        kind, body = data[at + 4:at + 8], data[at + 8:at + 8 + length]
+        if kind == b"tEXt":
+            key, _, text = body.partition(b"\0")
+            chunks[key.decode("latin-1")] = text.decode("latin-1")
+        at += 12 + length
+    return chunks
+
+
+def test_png_text_chunks_reads_what_matplotlib_writes():
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(2, 1))
+    ax.set_title("t", fontsize=7)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=144, metadata={"smallest-text-px": "14.00"})
+    plt.close(fig)
+    assert png_text_chunks(buffer.getvalue())["smallest-text-px"] == "14.00"
+
+
+def _image_bytes(src: str, html: Path) -> bytes:
+    import base64
+
+    if src.startswith("data:"):
+        return base64.b64decode(src.partition(",")[2])
+    return (html / unquote(urlsplit(src).path).lstrip("/")).read_bytes()
+
+
+def smallest_label_px(browser, html) -> list[tuple[str, float | None]]:
+    """Each shown figure's smallest text height in CSS pixels (None: not recorded)."""
+    shown = []
+    for image in browser.execute_script(FIGURES_JS):
+        chunks = png_text_chunks(_image_bytes(image["src"], html))
+        text_px = chunks.get("smallest-text-px")
+        scale = image["shown"] / image["natural"]
+        label = image["src"][:60] if not image["src"].startswith("data:") else "inline figure"
+        shown.append((label, None if text_px is None else round(float(text_px) * scale, 1)))
+    return shown
+
+
+@pytest.mark.parametrize("page", [p for p in toc_pages() if re.match(r"book/\d\d_", p)])
+def test_figure_labels_are_legible_on_a_laptop(browser, book_url, html, page):
+    """At the book's content width on a 1280-px screen, no figure's text is shown smaller
+    than 9 px (wide multi-panel figures shrink; course_lib.plotting.TEXT_SIZE_KEY)."""
+    browser.get(f"{book_url}/{page}.html")
+    labels = smallest_label_px(browser, html)
+    assert labels, page
+    unrecorded = [src for src, px in labels if px is None]
+    small = [(src, px) for src, px in labels if px is not None and px < LEGIBLE_PX]
+    assert not unrecorded and not small, (page, unrecorded, small)
+
+
+@pytest.mark.parametrize("page", [p for p in toc_pages() if re.match(r"book/\d\d_", p)])
+def test_figure_labels_are_legible_on_a_400_px_phone(browser, book_url, html, page):
+    """On a phone, rows of panels are shown stacked (course_lib.plotting.stacked), so their
+    labels stay as legible as on a laptop instead of shrinking with the screen."""
+    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                            {"width": 400, "height": 900, "deviceScaleFactor": 2,
+                             "mobile": True})
+    try:
+        browser.get(f"{book_url}/{page}.html")
+        labels = smallest_label_px(browser, html)
+        if page == SCREENSHOT_PAGE:
+            ARTIFACTS.mkdir(exist_ok=True)
+            browser.save_screenshot(str(ARTIFACTS / "book_02_dales_law_phone.png"))
+    finally:
+        browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+    small = [(src, px) for src, px in labels if px is None or px < LEGIBLE_PX]
+    assert labels and not small, (page, small)

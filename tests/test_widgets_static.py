@@ -289,3 +289,21 @@ def test_sliders_swap_the_pictures_of_their_own_explorer(tmp_path):
 
         assert explorer_problems(browser) == (2, [])
         assert severe_console_entries(browser) == []
+
+
+def test_every_picture_has_a_phone_version_with_its_panels_stacked():
+    def two_panels(slope):
+        fig, axes = plt.subplots(1, 2, figsize=(8, 3))
+        for ax in axes:
+            ax.plot([0, 1], [0, slope])
+        return fig
+
+    page = static_explorer(two_panels, {"slope": [1.0, 2.0]}).html()
+    sources = re.findall(r'<picture><source media="\(max-width: 599px\)" '
+                         r'srcset="data:image/png;base64,([^"]+)" width="(\d+)"><img ', page)
+    assert len(sources) == len(images(page)) == 2 and page.count("</picture>") == 2
+    for (phone, width), (laptop, _, _, _) in zip(sources, images(page), strict=True):
+        phone = Image.open(io.BytesIO(base64.b64decode(phone)))
+        laptop = Image.open(io.BytesIO(laptop))
+        assert phone.width == 2 * int(width) or phone.width == 2 * int(width) + 1
+        assert phone.height > laptop.height and phone.width < laptop.width  # stacked
