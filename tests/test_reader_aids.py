@@ -54,3 +54,67 @@ def test_answers_are_collapsed_on_the_built_page(html):
         hidden = sum({"admonition", "dropdown"} <= set(classes.split())
                      for classes in re.findall(r'<div class="([^"]*)"', text))
         assert think >= 2 and hidden >= think, (page, think, hidden)
+
+
+# --- The science on the page, the bookkeeping off it (issue 15 §5) -----------------------
+
+HIDING_TAGS = ("remove-input", "remove-cell", "hide-input", "hide-cell")
+
+
+def visible_code_cells(text: str) -> list[str]:
+    """The code of every code cell whose input the rendered page shows."""
+    cells = re.findall(r"^```\{code-cell\} ipython3\n(.*?)^```$", text, re.M | re.S)
+    shown = []
+    for cell in cells:
+        header = re.match(r"(---\n.*?\n---\n|(?::\w+:.*\n)*)", cell, re.S).group(0)
+        if not any(tag in header for tag in HIDING_TAGS):
+            shown.append(cell[len(header):])
+    return shown
+
+
+def test_visible_code_cells_finds_shown_and_skips_hidden():
+    text = ("```{code-cell} ipython3\nshown = 1\n```\n\n"
+            "```{code-cell} ipython3\n:tags: [remove-cell]\nhidden = 1\n```\n\n"
+            "```{code-cell} ipython3\n---\ntags: [hide-input]\n---\nfolded = 1\n```\n")
+    assert visible_code_cells(text) == ["shown = 1\n"]
+
+
+@pytest.mark.parametrize("page", CHAPTERS)
+def test_glue_and_thread_settings_stay_off_the_page(page):
+    shown = "\n".join(visible_code_cells(source(page)))
+    assert visible_code_cells(source(page)), page
+    assert not re.search(r"^\s*glue\(", shown, re.M), f"{page}: a glue call is shown"
+    assert "set_num_threads" not in shown, f"{page}: a thread setting is shown"
+
+
+def included_objects(text: str) -> list[tuple[str, str]]:
+    """(file, object) of every `literalinclude` with `:pyobject:` in a page."""
+    return re.findall(r"```\{literalinclude\} \.\./(\S+)\n:pyobject: (\S+)", text)
+
+
+@pytest.mark.parametrize("page", [p for p in CHAPTERS if included_objects(source(p))])
+def test_included_library_code_exists_and_is_not_an_exercise(page):
+    """What a page shows of the library is the tested code itself (`literalinclude`), never
+    a function students write in an assignment (solutions stay off the book)."""
+    import ast
+    import json
+
+    exercises = set()
+    for notebook in ROOT.glob("solutions/*/*.ipynb"):
+        for cell in json.loads(notebook.read_text())["cells"]:
+            code = "".join(cell["source"])
+            if "### BEGIN SOLUTION" in code:
+                exercises |= set(re.findall(r"^\s*def (\w+)", code, re.M))
+    for path, qualified in included_objects(source(page)):
+        tree = ast.parse((ROOT / path).read_text())
+        scope = tree.body
+        for part in qualified.split("."):
+            found = [n for n in scope if getattr(n, "name", None) == part]
+            assert found, f"{page}: {path} has no {qualified}"
+            scope = found[0].body
+        assert qualified.split(".")[-1] not in exercises, f"{page}: {qualified} is an exercise"
+
+
+def test_most_chapters_show_library_code():
+    showing = [page for page in CHAPTERS if included_objects(source(page))]
+    assert len(showing) >= 5, showing
