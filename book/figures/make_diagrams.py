@@ -942,9 +942,81 @@ def analysis_pipeline():
                "activity, selectivity, PCA and ablation", desc, body)
 
 
+def songbird_loop():
+    """11: the songbird's motor pathway learning by node perturbation (Fiete et al. 2007)."""
+    body = [text(360, 32, "Song learning as node perturbation", size=18, weight="bold")]
+    # the anterior forebrain pathway (top row): Area X -> DLM -> LMAN
+    body.append(rect(24, 58, 150, 58, fill=LIGHT))
+    body.append(lines(99, 82, ["Area X", "(basal ganglia)"], size=14, gap=20))
+    body.append(rect(210, 58, 100, 58, fill=LIGHT))
+    body.append(lines(260, 82, ["DLM", "(thalamus)"], size=14, gap=20))
+    body.append(rect(346, 58, 160, 58, fill=ACCENT_FILL, stroke=ACCENT))
+    body.append(lines(426, 82, ["LMAN", "varies the song"], size=14, gap=20))
+    body.append(arrow(174, 87, 210, 87))
+    body.append(arrow(310, 87, 346, 87))
+    # the motor pathway (middle row): HVC -> RA -> syrinx
+    body.append(rect(24, 206, 150, 58, fill="#ffffff"))
+    body.append(lines(99, 230, ["HVC", "timing: pre x_{j}"], size=14, gap=20))
+    body.append(rect(346, 206, 160, 58, fill="#ffffff"))
+    body.append(lines(426, 230, ["RA (motor)", "post: input + ξ_{i}"], size=14, gap=20))
+    body.append(rect(560, 206, 136, 58, fill=LIGHT))
+    body.append(lines(628, 230, ["syrinx", "→ song"], size=14, gap=20))
+    body.append(arrow(174, 235, 346, 235, width=3))
+    body.append(text(260, 226, "W_{ij} (learns)", size=14))
+    body.append(arrow(506, 235, 560, 235))
+    body.append(arrow(99, 206, 99, 116))  # HVC -> Area X: a copy of the timing signal
+    body.append(arrow(426, 116, 426, 206, colour=ACCENT, width=3))
+    body.append(text(436, 168, "perturbation ξ_{i}", size=14, colour=ACCENT, anchor="start"))
+    # evaluation and the reward signal (bottom row)
+    body.append(rect(560, 300, 136, 58, fill=LIGHT))
+    body.append(lines(628, 324, ["hear the song,", "match to tutor"], size=14, gap=20))
+    body.append(arrow(628, 264, 628, 300))
+    body.append(rect(346, 300, 160, 58, fill=ERR_FILL, stroke=ERR))
+    body.append(lines(426, 324, ["VTA dopamine", "R − R̄"], size=14, gap=20, colour=ERR))
+    body.append(arrow(560, 329, 506, 329, colour=ERR))
+    # dopamine to the HVC -> RA synapses (Fiete et al.'s model) and to Area X (the bird)
+    body.append(arrow(372, 300, 292, 241, colour=ERR, dash=True))
+    body.append(lines(276, 292, ["to W_{ij}", "(model)"], size=13, gap=18, colour=ERR))
+    to_area_x = "M346,345 L194,345 L194,150 L150,150 L150,128"
+    body.append(f'<path d="{to_area_x}" fill="none" stroke="#fcfcfa" stroke-width="9"/>')
+    body.append(f'<path d="{to_area_x}" fill="none" stroke="{ERR}" stroke-width="2" '
+                'stroke-dasharray="7 5"/>')
+    body.append(_head(150, 117, -math.pi / 2, ERR, "arrow"))
+    body.append(lines(202, 166, ["to Area X", "(songbird)"], size=13, gap=18, colour=ERR,
+                      anchor="start"))
+    # the three factors at one HVC -> RA synapse
+    body.append(rect(12, 378, 696, 132, fill="#ffffff"))
+    body.append(text(24, 402, "Three factors at one HVC → RA synapse W_{ij}:", size=15,
+                     weight="bold", anchor="start"))
+    body.append(lines(36, 428, [
+        "pre: HVC neuron j fires, x_{j}",
+        "post: RA neuron i is pushed off its usual drive by LMAN, ξ_{i}",
+        "third: dopamine says whether the song came out better than usual, R − R̄",
+    ], size=14, gap=22, anchor="start"))
+    body.append(text(360, 498, "ΔW_{ij} = η (R − R̄) ξ_{i} x_{j} / σ^{2}: "
+                     "keep the variation that was followed by reward", size=14))
+    desc = ("The song system of a bird drawn as three rows. Top, the anterior forebrain "
+            "pathway: Area X (basal ganglia) projects to DLM (thalamus), which projects to "
+            "LMAN, drawn in orange because it varies the song. Middle, the motor pathway: "
+            "HVC, the timing signal and presynaptic activity x_j, drives RA (motor), the "
+            "postsynaptic neurons, through the learning synapses W_ij; RA drives the syrinx "
+            "and so the song. HVC also sends a copy to Area X. An orange arrow from LMAN into "
+            "RA is the perturbation xi_i added to RA's input. Bottom: the bird hears its song "
+            "and matches it to the tutor's; this evaluation drives VTA dopamine, the reward "
+            "prediction error R minus R bar, drawn in green. Dashed green arrows carry "
+            "dopamine to Area X (in the songbird) and to the HVC to RA synapses (in the "
+            "model of Fiete, Fee and Seung 2007). A box below names the three factors at one "
+            "HVC to RA synapse: pre, HVC neuron j fires; post, RA neuron i pushed off its "
+            "usual drive by LMAN; third, dopamine says whether the song came out better than "
+            "usual. The update is Delta W_ij = eta (R - R bar) xi_i x_j / sigma squared: keep "
+            "the variation that was followed by reward.")
+    return svg("11_songbird_node_perturbation.svg", 526, "The songbird's learning loop as "
+               "node perturbation: HVC, RA, LMAN and dopamine", desc, body)
+
+
 DIAGRAMS = (levers, masked_matrix, dale_columns, cell_type_wiring, penalties, spatial_wiring,
             feedback_paths, dendritic_neuron, rflo_vs_bptt, gated_cells, enu_unit,
-            analysis_pipeline)
+            analysis_pipeline, songbird_loop)
 
 
 def render_all() -> dict[str, str]:

@@ -8,7 +8,15 @@ Each module removes some of that, and is tested against backprop where they must
   (Lillicrap et al. 2016; Nøkland 2016);
 - `dendritic`: the dendritic error microcircuit, errors held in apical dendrites
   (Sacramento et al. 2018);
-- `rflo`: random-feedback local online learning for recurrent networks (Murray 2019).
+- `rflo`: random-feedback local online learning for recurrent networks (Murray 2019);
+- `reward`: learning from a scalar reward: weight and node perturbation, REINFORCE and
+  three-factor rules (Williams 1992; Werfel, Xie & Seung 2005; Fiete & Seung 2006;
+  Frémaux & Gerstner 2016), and `miconi`: Miconi's (2017) rule for a rate RNN;
+- `predictive_coding`: errors held by error nodes (Whittington & Bogacz 2017), and Z-IL,
+  which equals backprop exactly (Song et al. 2020);
+- `equilibrium_propagation`: contrastive Hebbian learning and equilibrium propagation
+  (Scellier & Bengio 2017), errors as the difference of two phases;
+- `eprop`: e-prop for spiking networks (Bellec et al. 2020), RFLO's spiking counterpart.
 
 Convention: feedback matrices are ``(post, pre)`` weights of the *feedback* pathway, so
 ``B`` has the shape of the ``W^T`` it replaces.

@@ -1,0 +1,223 @@
+"""Chapter 11, learning from reward: the page's source (what it includes, glues and cites
+exists) and, on the built book, the numbers it states (variance laws, the toy bird, Miconi's
+rule against RFLO, BPTT and the readout-only control) agree with theory and with their own
+spreads."""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from html import unescape
+from pathlib import Path
+
+import pytest
+from conftest import ROOT
+
+CHAPTER = ROOT / "book" / "11_learning_from_reward.md"
+SOURCE = CHAPTER.read_text(encoding="utf-8")
+
+
+# --------------------------------------------------------------------- the source
+
+
+def _code_cells(source: str) -> list[str]:
+    return re.findall(r"```\{code-cell\}[^\n]*\n(.*?)```", source, re.S)
+
+
+def _glued_names(source: str) -> tuple[set[str], list[re.Pattern]]:
+    """Names glued by the code cells: literal ones, and f-string ones as patterns."""
+    literal = set(re.findall(r"""\bglue\(\s*["']([\w]+)["']""", source))
+    patterns = [re.compile(re.sub(r"\\\{\w+\\\}", r"\\w+", re.escape(name)) + "$")
+                for name in re.findall(r"""\bglue\(\s*f["']([\w{}]+)["']""", source)]
+    return literal, patterns
+
+
+def test_every_literalinclude_names_an_object_of_an_existing_file():
+    includes = re.findall(r"```\{literalinclude\} (\S+)\n:pyobject: (\w+)", SOURCE)
+    assert len(includes) >= 4, "the page shows the library's estimators, rule and update"
+    for path, name in includes:
+        module = (CHAPTER.parent / path).resolve()
+        assert module.is_file(), path
+        tree = ast.parse(module.read_text(encoding="utf-8"))
+        defined = {node.name for node in tree.body
+                   if isinstance(node, ast.FunctionDef | ast.ClassDef)}
+        assert name in defined, f"{name} is not defined at the top of {path}"
+    shown = {name for _, name in includes}
+    # the estimators at work, the three-factor update and the two pieces of Miconi's rule
+    assert {"node_perturbation_samples", "three_factor_update", "miconi_trial",
+            "miconi_update"} <= shown
+
+
+def test_the_page_shows_no_function_the_students_write():
+    """The assignment's functions (its solution cells' definitions) stay off the book."""
+    notebook = ROOT / "solutions" / "11_learning_from_reward" / "11_learning_from_reward.ipynb"
+    exercises = set()
+    for cell in json.loads(notebook.read_text(encoding="utf-8"))["cells"]:
+        code = "".join(cell["source"])
+        if "### BEGIN SOLUTION" in code:
+            exercises |= set(re.findall(r"^\s*def (\w+)", code, re.M))
+    assert len(exercises) >= 4
+    shown = set(re.findall(r":pyobject: (\w+)", SOURCE))
+    assert not shown & exercises, f"solutions on the page: {sorted(shown & exercises)}"
+
+
+def test_every_glued_name_the_text_uses_is_glued():
+    literal, patterns = _glued_names(SOURCE)
+    used = set(re.findall(r"\{glue:(?:text)?\}`(\w+)", SOURCE))
+    assert len(used) >= 20
+    missing = [name for name in sorted(used)
+               if name not in literal and not any(p.match(name) for p in patterns)]
+    assert not missing, f"used in the text but never glued: {missing}"
+
+
+def test_glue_calls_are_off_the_visible_page():
+    """Glue bookkeeping lives in hidden cells (remove-cell / remove-input)."""
+    for cell in _code_cells(SOURCE):
+        if re.search(r"\bglue\(", cell):
+            assert re.match(r":tags: \[remove-(cell|input)\]", cell), cell[:200]
+
+
+def test_every_citation_is_in_the_bibliography():
+    bib = (ROOT / "references.bib").read_text(encoding="utf-8")
+    keys = set(re.findall(r"^@\w+\{(\w+),", bib, re.M))
+    cited = {key.strip() for group in re.findall(r"\{cite(?::[tp])?\}`([^`]+)`", SOURCE)
+             for key in group.split(",")}
+    assert {"miconi2017biologically", "williams1992simple", "werfel2005learning",
+            "fiete2006gradient", "fiete2007model", "fee2011hypothesis",
+            "fremaux2016neuromodulated"} <= cited
+    assert cited <= keys, f"cited but not in references.bib: {sorted(cited - keys)}"
+
+
+def test_the_diagram_exists_and_has_alt_text():
+    figures = re.findall(r"```\{figure\} (\S+\.svg)\n(.*?)```", SOURCE, re.S)
+    assert figures, "the chapter shows a diagram"
+    for path, options in figures:
+        assert (CHAPTER.parent / path).is_file(), path
+        alt = re.search(r"^:alt: (.+)$", options, re.M)
+        assert alt and len(alt.group(1).split()) >= 30
+
+
+def test_reader_aids_template():
+    assert SOURCE.startswith("---\njupytext:")
+    assert re.search(r":::\{admonition\} Learning objectives\n:class: tip", SOURCE)
+    assert ":::{admonition} Before you start" in SOURCE and "**Time:**" in SOURCE
+    thinks = SOURCE.count(":::{admonition} Think!")
+    answers = len(re.findall(r"```\{admonition\} Answer\n:class: dropdown", SOURCE))
+    assert 2 <= thinks <= 4 and answers == thinks
+    assert "static_explorer(" in SOURCE and "widgets.interactive(" in SOURCE
+    assert "{doc}`../exercises/11_learning_from_reward/11_learning_from_reward`" in SOURCE
+    assert "## Recap" in SOURCE
+
+
+def test_every_comparison_over_seeds_goes_through_clearly_differ():
+    """A difference is stated only where the seeds' spreads do not overlap: every hidden
+    cell that words a comparison asks `clearly_differ` first."""
+    for cell in _code_cells(SOURCE):
+        if "ends clearly" in cell:
+            assert "clearly_differ(" in cell, cell[:200]
+
+
+# --------------------------------------------------------------- the built page
+
+PCT = r"(\d+)% ± (\d+)%"
+NUM = r"([\d.]+) ± ([\d.]+)"
+
+
+def _text(html: Path) -> str:
+    page = (html / "book" / "11_learning_from_reward.html").read_text()
+    text = unescape(re.sub(r"<[^>]+>", "", page))
+    text = text.replace("\u2019", "'").replace("\u201c", '"').replace("\u201d", '"')
+    return re.sub(r"\s+", " ", text)
+
+
+def _alts(html: Path) -> list[str]:
+    page = (html / "book" / "11_learning_from_reward.html").read_text()
+    return [unescape(alt) for alt in re.findall(r'<img src="data:image/png;base64,[^"]+" '
+                                                r'alt="([^"]+)"', page)]
+
+
+def _relation(a, sd_a, b, sd_b, slack):
+    """clearly_differ's rule on printed (rounded) numbers; None when too close to call."""
+    gap, spread = abs(a - b), sd_a + sd_b
+    if abs(gap - spread) <= slack:
+        return None
+    if gap <= spread:
+        return "within"
+    return "above" if a > b else "below"
+
+
+def _stated(text, name_a, name_b):
+    match = re.search(rf"{re.escape(name_a)} ends clearly (above|below|lower than|higher "
+                      rf"than) {re.escape(name_b)}", text)
+    if match:
+        return {"lower than": "below", "higher than": "above"}.get(match.group(1),
+                                                                    match.group(1))
+    if re.search(rf"{re.escape(name_a)} and {re.escape(name_b)} end within each other's "
+                 r"spread", text):
+        return "within"
+    return None
+
+
+@pytest.mark.slow
+def test_variance_grows_as_the_number_of_perturbed_weights_or_units(html):
+    """Theory (Gaussian perturbation, first order): one estimate's variance is P + 1 times
+    |gradient|^2 for weight perturbation (P = N^2 weights) and N + 1 for node perturbation
+    (N units, one input pattern)."""
+    text = _text(html)
+    rows = re.findall(rf"N = (\d+): weight perturbation {NUM} \(theory (\d+)\), node "
+                      rf"perturbation {NUM} \(theory (\d+)\)", text)
+    assert len(rows) == 2, "the smallest and the largest layer are printed"
+    for n, wp, _, wp_theory, node, _, node_theory in rows:
+        n = int(n)
+        assert int(wp_theory) == n * n + 1 and int(node_theory) == n + 1
+        # 5 seeds x 300 estimates: the mean is within ~10% of the theory; 30% allows for
+        # the heavy tail of a squared Gaussian product, and still rejects a wrong power
+        assert abs(float(wp) - (n * n + 1)) <= 0.3 * (n * n + 1), (n, wp)
+        assert abs(float(node) - (n + 1)) <= 0.3 * (n + 1), (n, node)
+    slopes = re.search(r"weight perturbation's variance rises with slope ([\d.]+) .*? node "
+                       r"perturbation's with slope ([\d.]+)", text)
+    assert slopes, "the measured log-log slopes are stated"
+    assert abs(float(slopes.group(1)) - 2) < 0.2 and abs(float(slopes.group(2)) - 1) < 0.2
+    assert any("theory 4097" in alt and "±" in alt for alt in _alts(html))
+
+
+@pytest.mark.slow
+def test_the_toy_bird_needs_the_reward_prediction_error(html):
+    text = _text(html)
+    before = re.search(rf"error before learning: {NUM}", text)
+    rpe = re.search(rf"third factor reward prediction error R - R̄: error {NUM}", text)
+    raw = re.search(rf"third factor raw reward R: error {NUM}", text)
+    assert before and rpe and raw
+    rpe, raw = (tuple(map(float, m.groups())) for m in (rpe, raw))
+    relation = _relation(*rpe, *raw, slack=0.02)
+    if relation == "within":
+        assert "the two third factors end within each other's spread" in text
+    elif relation is not None:
+        side = "lower" if relation == "below" else "higher"
+        assert f"the song's error ends clearly {side} than with the raw reward" in text
+
+
+@pytest.mark.slow
+def test_miconi_is_compared_with_rflo_bptt_and_the_readout_only_control(html):
+    text = _text(html)
+    printed = {}
+    for rule in ("Miconi", "Miconi readout only", "RFLO", "BPTT"):
+        match = re.search(rf"{rule}: held-out accuracy {PCT} after (\d+) trials "
+                          r"\(mean ± SD over (\d+) seeds\)", text)
+        assert match, f"{rule}'s accuracy must be printed as mean ± SD over seeds"
+        assert int(match.group(4)) >= 3
+        printed[rule] = (float(match.group(1)), float(match.group(2)))
+    start = text.index("After ", text.index("Miconi readout only: held-out accuracy"))
+    prose = text[start:text.index("Think!", start)]
+    for name, rule in (("the readout-only control", "Miconi readout only"), ("RFLO", "RFLO"),
+                       ("BPTT", "BPTT")):
+        stated = _stated(prose, "Miconi's rule", name)
+        assert stated is not None, f"the page must compare Miconi's rule with {name}"
+        expected = _relation(*printed["Miconi"], *printed[rule], slack=1.0)
+        assert expected is None or stated == expected, (name, stated, printed)
+    # the cost in trials: every rule's count of seeds that reached the criterion
+    assert len(re.findall(r"\d of \d seeds reached and kept 70%", text)) == 4
+    alts = _alts(html)
+    assert sum("±" in alt for alt in alts) >= 3  # variance, song, rules
+    assert sum("Cosine to the gradient" in alt for alt in alts) == 4  # the explorer
