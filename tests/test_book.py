@@ -30,11 +30,13 @@ def test_chapters_executed_without_errors_and_show_figures(html, chapter):
     page = (html / f"{chapter}.html").read_text()
     assert "Traceback" not in page and "output traceback" not in page
     files = re.findall(r'<img[^>]+src="([^"]+\.png)"', page)
-    # figures whose alt text is computed (course_lib.plotting.figure_with_alt) are inline
-    inline = re.findall(r'<img src="data:image/png;base64,[^"]+" alt="[^"]+"', page)
-    assert len(files) + len(inline) >= 2, f"{chapter} should show computed figures"
+    files += re.findall(r'<source[^>]+srcset="([^"]+\.png)"', page)  # phone versions
+    assert len(files) >= 2, f"{chapter} should show computed figures"
     for src in files:
         assert (html / chapter).parent.joinpath(src).resolve().is_file(), src
+    # inline PNGs (figure_with_alt, explorers) are served as files (book/_ext/book_fixes.py):
+    # a phone downloads only the pictures it shows
+    assert "data:image/png" not in page
 
 
 def test_intro_states_a_baseline_accuracy_well_above_chance(html):
@@ -48,7 +50,7 @@ def test_intro_states_a_baseline_accuracy_well_above_chance(html):
     ceiling = re.search(r"and (\d+)% for an observer that adds up the whole stimulus", text)
     assert ceiling and 70 < int(ceiling.group(1)) < 100, "the ceiling of the task is stated"
     # computed alt texts: the trial's go cues and answers, the learning curve's loss
-    alts = [unescape(a) for a in re.findall(r'<img src="data:image/png;base64,[^"]+" alt="([^"]+)"',
+    alts = [unescape(a) for a in re.findall(r'<img src="[^"]+" alt="([^"]+)"',
                                             page)]
     trial = [a for a in alts if "where it drops to 0 (the go cue)" in a]
     assert trial and re.search(r"'choose [12]' at \d+ ms", trial[0]), alts
@@ -80,7 +82,7 @@ def test_sparse_chapter_states_only_the_differences_its_seeds_support(html):
     assert sum(v in text for v in verdicts) == 1, "exactly one verdict on the control"
     assert ("no density clearly differs from another" in text) != (
         "Among the recurrent networks, the intervals do not overlap for" in text)
-    alts = [unescape(a) for a in re.findall(r'<img src="data:image/png;base64,[^"]+" alt="([^"]+)"',
+    alts = [unescape(a) for a in re.findall(r'<img src="[^"]+" alt="([^"]+)"',
                                             page)]
     density_alt = [a for a in alts if "density 0 (no recurrence):" in a]
     assert density_alt, alts
@@ -122,7 +124,7 @@ def test_dale_chapter_compares_seeds_with_the_same_radius_control_and_measures_s
     assert "wrong sign, all" in text
     assert "hand-built spiking model" in text  # Wang 2002 was not a trained network
     # alt texts are computed: the accuracy figure's alt quotes the same mean ± SD
-    alts = re.findall(r'<img src="data:image/png;base64,[^"]+" alt="([^"]+)"', page)
+    alts = re.findall(r'<img src="[^"]+" alt="([^"]+)"', page)
     assert any(f"{runs[1][0]}% ± {runs[1][1]}%" in unescape(alt) for alt in alts), alts
 
 
@@ -144,7 +146,7 @@ def test_cell_types_chapter_tests_in_closed_loop_over_seeds_with_lesions(html):
                  "Cutting it altogether gives", r"times the intact network['’]s\), it gives"):
         assert re.search(rf"{what} {lesion}", text), what
     assert re.search(r"claim\? (In this sense, yes|Partly|Not specifically|No):", text)
-    alts = re.findall(r'<img src="data:image/png;base64,[^"]+" alt="([^"]+)"', page)
+    alts = re.findall(r'<img src="[^"]+" alt="([^"]+)"', page)
     assert any("dendritic inhibition −20%" in unescape(alt) for alt in alts)
 
 
@@ -196,7 +198,7 @@ def test_costs_chapter_compares_each_penalty_with_the_beta_zero_control_over_see
     assert pruning, "ch04 must report how far each network can be pruned, over seeds"
     assert int(pruning.group(3)) > int(pruning.group(1))
     page = (html / "book" / "04_brain_like_costs.html").read_text()
-    alts = re.findall(r'<img src="data:image/png;base64,[^"]+" alt="([^"]+)"', page)
+    alts = re.findall(r'<img src="[^"]+" alt="([^"]+)"', page)
     assert sum("±" in unescape(alt) and "seed" in unescape(alt) for alt in alts) >= 2
 
 
@@ -221,7 +223,7 @@ def test_spatial_chapter_matches_the_l1_control_to_the_spatial_sparsity(html):
     assert _phrase_fits_numbers(int(s_m), int(s_s), int(c_m), int(c_s), s_phrase)
     page = (html / "book" / "05_spatial_embedding.html").read_text()
     alts = [unescape(a) for a in
-            re.findall(r'<img src="data:image/png;base64,[^"]+" alt="([^"]+)"', page)]
+            re.findall(r'<img src="[^"]+" alt="([^"]+)"', page)]
     assert any("Wiring length" in alt and "±" in alt for alt in alts)
     assert any("absent" in alt and "±" in alt for alt in alts)
 
@@ -268,7 +270,7 @@ def test_feedback_alignment_chapter_compares_rules_and_controls_over_seeds(html)
     assert _phrase_matches_intervals(shuffled.group(3), *shuffle, *readout, slack=0.2)
     assert _phrase_matches_intervals(shuffled.group(4), *shuffle, *fa, slack=0.2)
     # the figures' alt texts quote computed numbers (mean ± SD), not typed ones
-    alts = re.findall(r'<img src="data:image/png;base64,[^"]+" alt="([^"]+)"',
+    alts = re.findall(r'<img src="[^"]+" alt="([^"]+)"',
                       (html / "book" / "06_feedback_alignment.html").read_text())
     assert sum("±" in unescape(alt) for alt in alts) >= 2
 
@@ -294,7 +296,7 @@ def test_dendritic_chapter_compares_the_microcircuit_with_a_frozen_hidden_layer(
     assert "nearly exact" not in text
     assert "almost as strongly as by its own dendrite" in text
     assert not re.search(r"weak(ly)? nudg", text)
-    alts = re.findall(r'<img src="data:image/png;base64,[^"]+" alt="([^"]+)"',
+    alts = re.findall(r'<img src="[^"]+" alt="([^"]+)"',
                       (html / "book" / "07_dendritic_error.html").read_text())
     assert any("hidden layer frozen" in unescape(alt) and "±" in unescape(alt) for alt in alts)
     assert len(alts) >= 4  # every figure that quotes numbers has a computed alt text
@@ -344,7 +346,7 @@ def test_rflo_chapter_compares_rflo_bptt_and_readout_only_over_seeds(html):
         expected = _relation_of(*printed["RFLO"], *printed[key])
         assert stated is not None, f"the page must compare RFLO with {name_b}"
         assert expected is None or stated == expected, (name_b, stated, printed)
-    alts = re.findall(r'<img src="data:image/png;base64,[^"]+" alt="([^"]+)"',
+    alts = re.findall(r'<img src="[^"]+" alt="([^"]+)"',
                       (html / "book" / "08_rflo.html").read_text())
     assert sum("±" in unescape(alt) for alt in alts) >= 2
     # the two trace figures, and the explorer's pictures of the untrained network's traces
@@ -372,7 +374,7 @@ def test_gated_chapter_compares_cells_at_the_same_number_of_parameters(html):
     # issue 14 §4 stays true: the L2 penalty is a mean, and the ENU differs from eq. 16
     assert r"\frac{\beta}{TB}" in (html / "book" / "09_gated_circuits.html").read_text()
     assert "its eq. 16" in text
-    alts = re.findall(r'<img src="data:image/png;base64,[^"]+" alt="([^"]+)"',
+    alts = re.findall(r'<img src="[^"]+" alt="([^"]+)"',
                       (html / "book" / "09_gated_circuits.html").read_text())
     assert sum("±" in unescape(alt) for alt in alts) >= 1
     assert len(alts) >= 4  # every figure that quotes a number computes its alt text
@@ -398,6 +400,6 @@ def test_analysing_networks_reports_seeds_study_variant_and_lesions(html):
     assert re.search(r"after a random one: \d+% ± \d+%", text)
     # the context-dependent task has its context input, and figures have computed alt texts
     assert "use_expl_context=True" in text
-    inline = re.findall(r'<img src="data:image/png;base64,[^"]+" alt="([^"]+)"', page)
+    inline = re.findall(r'<img src="[^"]+" alt="([^"]+)"', page)
     assert len(inline) >= 8
     assert any("seeds learn" in alt for alt in inline)

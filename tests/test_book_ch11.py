@@ -133,8 +133,7 @@ def _text(html: Path) -> str:
 
 def _alts(html: Path) -> list[str]:
     page = (html / "book" / "11_learning_from_reward.html").read_text()
-    return [unescape(alt) for alt in re.findall(r'<img src="data:image/png;base64,[^"]+" '
-                                                r'alt="([^"]+)"', page)]
+    return [unescape(alt) for alt in re.findall(r'<img src="[^"]+" alt="([^"]+)"', page)]
 
 
 def _relation(a, sd_a, b, sd_b, slack):
