@@ -23,7 +23,6 @@ settle below about 1e-6). Run from the repository root (about 30 s)::
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -32,21 +31,14 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench_learning_rules import best_time  # noqa: E402
+
 from course_lib._threads import one_thread  # noqa: E402
 from course_lib.learning_rules import equilibrium_propagation as ep  # noqa: E402
 from course_lib.learning_rules import predictive_coding as pc  # noqa: E402
 
 SIZES, BATCH = (64, 64, 32, 10), 32
 TOLERANCE = {torch.float32: 1e-4, torch.float64: 1e-8}
-
-
-def time_per_call(step: Callable[[], object], repeats: int) -> float:
-    """Seconds per call, averaged over ``repeats`` calls after a warm-up."""
-    step()
-    start = time.perf_counter()
-    for _ in range(repeats):
-        step()
-    return (time.perf_counter() - start) / repeats
 
 
 def rules(dtype: torch.dtype) -> dict[str, Callable[[], int]]:
@@ -103,7 +95,7 @@ def bench(dtype: torch.dtype, rounds: int = 7) -> None:
     for _ in range(rounds):  # interleave the rules so that a busy moment hits all of them
         for name, rule in rules(dtype).items():
             repeats = 50 if steps[name] < 10 else 3
-            times[name] = min(times[name], time_per_call(rule, repeats))
+            times[name] = min(times[name], best_time(rule, repeats, rounds=1))
     print(f"\n{dtype}, network {SIZES}, batch {BATCH}, relaxation tolerance {TOLERANCE[dtype]:g}")
     print(
         f"{'rule':>20} {'time (ms)':>10} {'x backprop':>11} {'inference steps':>16} "

@@ -22,7 +22,6 @@ from __future__ import annotations
 import math
 import statistics
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -30,6 +29,8 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench_learning_rules import best_time  # noqa: E402
 
 from course_lib.learning_rules.reward import (  # noqa: E402
     backprop_mlp_gradients,
@@ -58,18 +59,6 @@ def gradients(rule: str, weights, x, target, generator) -> list[torch.Tensor]:
     if rule == "bp":
         return backprop_mlp_gradients(weights, x, target)
     return node_perturbation_mlp_gradients(weights, x, target, SIGMA, generator)
-
-
-def best_time(step: Callable[[], None], repeats: int, rounds: int = 5) -> float:
-    """Seconds per call: the best of ``rounds`` rounds of ``repeats`` calls (least disturbed)."""
-    step()  # warm-up
-    best = float("inf")
-    for _ in range(rounds):
-        start = time.perf_counter()
-        for _ in range(repeats):
-            step()
-        best = min(best, (time.perf_counter() - start) / repeats)
-    return best
 
 
 # ------------------------------------------------------------------ seconds per update
