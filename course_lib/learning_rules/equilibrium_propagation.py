@@ -44,6 +44,7 @@ from collections.abc import Sequence
 import torch
 
 from course_lib._validate import check_positive, check_shape
+from course_lib.learning_rules._relaxation import settle
 
 Tensors = list[torch.Tensor]
 
@@ -119,10 +120,6 @@ def eqprop_step(
     return new_states
 
 
-def _largest_change(new: Sequence[torch.Tensor], old: Sequence[torch.Tensor]) -> float:
-    return max((n - o).abs().max().item() for n, o in zip(new, old, strict=True))
-
-
 def relax(
     states: Sequence[torch.Tensor],
     weights: Sequence[torch.Tensor],
@@ -140,21 +137,11 @@ def relax(
     means they did not settle: lower ``step_size`` (Euler steps on an energy are stable
     below 2 / its largest curvature).
     """
-    states = list(states)
-    for step in range(1, max_steps + 1):
-        new_states = eqprop_step(
-            states,
-            weights,
-            step_size=step_size,
-            beta=beta,
-            target=target,
-            clamp_output=clamp_output,
-        )
-        moved = _largest_change(new_states, states)
-        states = new_states
-        if moved <= step_size * tol:
-            return states, step
-    return states, max_steps
+    def step(now: Tensors) -> Tensors:
+        return eqprop_step(now, weights, step_size=step_size, beta=beta, target=target,
+                           clamp_output=clamp_output)
+
+    return settle(step, states, step_size=step_size, max_steps=max_steps, tol=tol)
 
 
 def free_phase(

@@ -48,6 +48,7 @@ from collections.abc import Sequence
 import torch
 
 from course_lib._validate import check_positive, check_shape, make_generator
+from course_lib.learning_rules._relaxation import settle
 
 Tensors = list[torch.Tensor]
 
@@ -176,10 +177,6 @@ def hebbian_update(values: Sequence[torch.Tensor], errors: Sequence[torch.Tensor
     return [errors[k + 1].T @ activation(values[k]) / batch for k in range(len(values) - 1)]
 
 
-def _largest_change(new: Sequence[torch.Tensor], old: Sequence[torch.Tensor]) -> float:
-    return max((n - o).abs().max().item() for n, o in zip(new, old, strict=True))
-
-
 def relax(
     values: Sequence[torch.Tensor],
     weights: Sequence[torch.Tensor],
@@ -195,14 +192,10 @@ def relax(
     means they did not settle: lower ``step_size`` (Euler steps on an energy are stable
     below 2 / its largest curvature).
     """
-    values = list(values)
-    for step in range(1, max_steps + 1):
-        new_values = inference_step(values, weights, step_size=step_size, variances=variances)
-        moved = _largest_change(new_values, values)
-        values = new_values
-        if moved <= step_size * tol:
-            return values, step
-    return values, max_steps
+    def step(now: Tensors) -> Tensors:
+        return inference_step(now, weights, step_size=step_size, variances=variances)
+
+    return settle(step, values, step_size=step_size, max_steps=max_steps, tol=tol)
 
 
 def pc_update(
