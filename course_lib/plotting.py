@@ -3,6 +3,7 @@ one) and returns it, so chapters can compose panels."""
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 
 import matplotlib.pyplot as plt
@@ -171,10 +172,18 @@ def legible(fig, shown_px: float) -> None:
         if smallest_font_size(fig) >= floor - 0.01:
             return
         _raise_text_to(fig, floor * 1.03)  # a little over, for the next round's wider figure
-        with warnings.catch_warnings():  # a layout that cannot fit is kept as it was
-            warnings.filterwarnings("ignore", message=".*layout not applied", category=UserWarning)
+        with _quiet_layout():
             fig.draw_without_rendering()  # lays the figure out, as saving it will
         shown = max(shown, (fig.get_tightbbox().width + pad) * fig.dpi)
+
+
+@contextlib.contextmanager
+def _quiet_layout():
+    """A layout engine that cannot fit enlarged text keeps the previous layout and says so
+    on stderr; in a chapter that warning would show under the figure."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*layout not applied", category=UserWarning)
+        yield
 
 
 def _raise_text_to(fig, size: float) -> None:
@@ -260,14 +269,21 @@ def _png(fig) -> tuple[str, int]:
 
     buffer = io.BytesIO()
     dpi = 2 * fig.dpi
-    with warnings.catch_warnings():  # see `legible`: a layout that cannot fit is kept
-        warnings.filterwarnings("ignore", message=".*layout not applied", category=UserWarning)
+    with _quiet_layout():
         fig.savefig(buffer, format="png", bbox_inches="tight", dpi=dpi,
                     metadata=png_text_size(fig, dpi))
     plt.close(fig)
     data = buffer.getvalue()
     width = int.from_bytes(data[16:20], "big") // 2  # PNG header: pixel width
     return base64.b64encode(data).decode("ascii"), width
+
+
+def phone_source(phone: tuple[str, int]) -> str:
+    """Opens a ``<picture>`` whose ``phone`` version (base64 PNG, displayed width) replaces
+    the ``<img>`` that follows on screens narrower than `PHONE_WIDTH`."""
+    png, width = phone
+    return (f'<picture><source media="(max-width: {PHONE_WIDTH - 1}px)" '
+            f'srcset="data:image/png;base64,{png}" width="{width}">')
 
 
 def figure_pngs(fig) -> tuple[tuple[str, int] | None, tuple[str, int]]:
@@ -304,9 +320,7 @@ class FigureWithAlt:
         img = (f'<img src="data:image/png;base64,{self.png}" alt="{html.escape(self.alt)}" '
                f'width="{self.width}">')
         if self.phone is not None:
-            png, width = self.phone
-            img = (f'<picture><source media="(max-width: {PHONE_WIDTH - 1}px)" '
-                   f'srcset="data:image/png;base64,{png}" width="{width}">{img}</picture>')
+            img = f"{phone_source(self.phone)}{img}</picture>"
         return {"text/html": img, "image/png": self.png}, {"image/png": {"width": self.width}}
 
 

@@ -23,7 +23,7 @@ import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from course_lib.plotting import PHONE_WIDTH, draw_mask_and_spectrum, figure_pngs
+from course_lib.plotting import draw_mask_and_spectrum, figure_pngs, phone_source
 
 MAX_FIGURES = 16  # every picture is inlined in the page (100-300 kB each): keep pages light
 
@@ -140,7 +140,7 @@ class StaticExplorer:
         controls = "".join(self._slider(label, grid, k, position)
                            for k, ((label, grid), position) in enumerate(positions))
         images = "".join(
-            self._phone_source(i) +
+            (phone_source(self.phones[i]) if self.phones else "") +  # the script toggles <img>
             f'<img src="data:image/png;base64,{png}" alt="{html.escape(alt)}" width="{width}" '
             f'style="max-width:100%;height:auto;{"" if i == self.shown else "display:none"}">'
             + ("</picture>" if self.phones else "")
@@ -151,15 +151,6 @@ class StaticExplorer:
         return (f'<div class="static-explorer" id="{self.id}">'
                 f'<div class="static-explorer-controls" style="display:none">{controls}</div>'
                 f"{images}<script>{script}</script></div>")
-
-    def _phone_source(self, i: int) -> str:
-        """Opens picture ``i``'s <picture> with its phone version (the script shows and
-        hides the <img> inside)."""
-        if not self.phones:
-            return ""
-        png, width = self.phones[i]
-        return (f'<picture><source media="(max-width: {PHONE_WIDTH - 1}px)" '
-                f'srcset="data:image/png;base64,{png}" width="{width}">')
 
     def _slider(self, label: str, grid: list, k: int, position: int) -> str:
         slider_id = f"{self.id}-slider-{k}"
