@@ -19,6 +19,7 @@ import json
 import re
 import sys
 import threading
+from contextlib import contextmanager
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -402,6 +403,18 @@ def test_figures_have_twice_the_pixels_they_are_shown_at(browser, book_url, page
     assert not blurry, (page, blurry)
 
 
+@contextmanager
+def on_a_phone(browser):
+    """The browser as a 400-px-wide phone screen (device pixel ratio 2) for the block."""
+    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                            {"width": 400, "height": 900, "deviceScaleFactor": 2,
+                             "mobile": True})
+    try:
+        yield
+    finally:
+        browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+
 PHONE_OVERFLOW_JS = """
 const page = document.documentElement;
 const wide = [...document.querySelectorAll("article .cell_output pre")]
@@ -416,14 +429,9 @@ def test_on_a_400_px_phone_nothing_overflows_sideways(browser, book_url, page):
     """The page does not scroll sideways and no printed output needs a horizontal scroll
     (book/_ext/static/book_fixes.css wraps them); code cells and wide tables keep their own
     scroll boxes."""
-    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
-                            {"width": 400, "height": 900, "deviceScaleFactor": 2,
-                             "mobile": True})
-    try:
+    with on_a_phone(browser):
         browser.get(f"{book_url}/{page}.html")
         report = browser.execute_script(PHONE_OVERFLOW_JS)
-    finally:
-        browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
     assert report["page"] <= 0 and report["wide"] == [], (page, report)
 
 
@@ -502,18 +510,13 @@ def test_figure_labels_are_legible_on_a_laptop(browser, book_url, html, page):
 
 @pytest.mark.parametrize("page", [p for p in toc_pages() if re.match(r"book/\d\d_", p)])
 def test_figure_labels_are_legible_on_a_400_px_phone(browser, book_url, html, page):
-    """On a phone, rows of panels are shown stacked (course_lib.plotting.stacked), so their
+    """On a phone, rows of panels are shown stacked (course_lib.plotting.for_phone), so their
     labels stay as legible as on a laptop instead of shrinking with the screen."""
-    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
-                            {"width": 400, "height": 900, "deviceScaleFactor": 2,
-                             "mobile": True})
-    try:
+    with on_a_phone(browser):
         browser.get(f"{book_url}/{page}.html")
         labels = smallest_label_px(browser, html)
         if page == SCREENSHOT_PAGE:
             ARTIFACTS.mkdir(exist_ok=True)
             browser.save_screenshot(str(ARTIFACTS / "book_02_dales_law_phone.png"))
-    finally:
-        browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
     small = [(src, px) for src, px in labels if px is None or px < LEGIBLE_PX]
     assert labels and not small, (page, small)
