@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT
+from test_book import _visible_text
 
 CHAPTER = ROOT / "book" / "11_learning_from_reward.md"
 SOURCE = CHAPTER.read_text(encoding="utf-8")
@@ -125,10 +126,7 @@ NUM = r"([\d.]+) ± ([\d.]+)"
 
 
 def _text(html: Path) -> str:
-    page = (html / "book" / "11_learning_from_reward.html").read_text()
-    text = unescape(re.sub(r"<[^>]+>", "", page))
-    text = text.replace("\u2019", "'").replace("\u201c", '"').replace("\u201d", '"')
-    return re.sub(r"\s+", " ", text)
+    return _visible_text(html, "11_learning_from_reward")
 
 
 def _alts(html: Path) -> list[str]:
