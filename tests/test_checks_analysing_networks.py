@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from catalogue import not_implemented, rejects
 
 from course_lib import analysis
 from course_lib.checks.analysing_networks import (
@@ -27,18 +28,8 @@ class Agreeable(torch.Tensor):
     __hash__ = torch.Tensor.__hash__
 
 
-def not_implemented(*args, **kwargs):
-    raise NotImplementedError()
-
-
 def flat(x):
     return x.reshape(-1, x.shape[-1])
-
-
-def assert_rejected(check, wrong, message, mistake):
-    with pytest.raises(AssertionError, match=message) as excinfo:
-        check(wrong)
-    assert excinfo.value.mistake == mistake
 
 
 # ------------------------------------------------------------------ part 1: selectivity
@@ -204,8 +195,7 @@ WRONG_SELECTIVITIES = [
 
 @pytest.mark.parametrize(("wrong", "message", "mistake"), WRONG_SELECTIVITIES)
 def test_wrong_selectivities_are_rejected_with_their_message(wrong, message, mistake):
-    assert_rejected(check_selectivity_index, wrong, message,
-                    f"analysing_networks.selectivity_{mistake}")
+    rejects(check_selectivity_index, wrong, f"analysing_networks.selectivity_{mistake}", message)
 
 
 COMMON_SELECTIVITIES = [
@@ -226,7 +216,7 @@ COMMON_SELECTIVITIES = [
 
 @pytest.mark.parametrize(("wrong", "message", "mistake"), COMMON_SELECTIVITIES)
 def test_selectivity_results_of_the_wrong_kind_are_rejected(wrong, message, mistake):
-    assert_rejected(check_selectivity_index, wrong, message, f"common.{mistake}")
+    rejects(check_selectivity_index, wrong, f"common.{mistake}", message)
 
 
 # ------------------------------------------------------------------ part 2: max activation
@@ -268,7 +258,7 @@ WRONG_MAXIMA = [
 
 @pytest.mark.parametrize(("wrong", "message", "mistake"), WRONG_MAXIMA)
 def test_wrong_max_activations_are_rejected_with_their_message(wrong, message, mistake):
-    assert_rejected(check_max_activation, wrong, message, f"analysing_networks.max_{mistake}")
+    rejects(check_max_activation, wrong, f"analysing_networks.max_{mistake}", message)
 
 
 COMMON_MAXIMA = [
@@ -283,7 +273,7 @@ COMMON_MAXIMA = [
 
 @pytest.mark.parametrize(("wrong", "message", "mistake"), COMMON_MAXIMA)
 def test_max_activation_results_of_the_wrong_kind_are_rejected(wrong, message, mistake):
-    assert_rejected(check_max_activation, wrong, message, f"common.{mistake}")
+    rejects(check_max_activation, wrong, f"common.{mistake}", message)
 
 
 # ------------------------------------------------------------------ part 3: PCA projection
@@ -491,7 +481,7 @@ WRONG_PCAS = [
 
 @pytest.mark.parametrize(("wrong", "message", "mistake"), WRONG_PCAS)
 def test_wrong_pca_projections_are_rejected_with_their_message(wrong, message, mistake):
-    assert_rejected(check_pca_projection, wrong, message, f"analysing_networks.pca_{mistake}")
+    rejects(check_pca_projection, wrong, f"analysing_networks.pca_{mistake}", message)
 
 
 COMMON_PCAS = [
@@ -512,20 +502,20 @@ COMMON_PCAS = [
 
 @pytest.mark.parametrize(("wrong", "message", "mistake"), COMMON_PCAS)
 def test_pca_results_of_the_wrong_kind_are_rejected(wrong, message, mistake):
-    assert_rejected(check_pca_projection, wrong, message, f"common.{mistake}")
+    rejects(check_pca_projection, wrong, f"common.{mistake}", message)
 
 
 def test_other_sign_rules_fail_the_released_test_already():
     """The first case's first axis has a negative largest-magnitude entry but a positive
     sum, first entry and largest entry, so the visible seed rejects every other rule."""
     for wrong in (pca_first_entry_sign, pca_sum_sign, pca_largest_entry_sign):
-        assert_rejected(check_pca_projection, wrong, "n_components=2.*have the wrong sign",
-                        "analysing_networks.pca_sign_not_fixed")
+        rejects(check_pca_projection, wrong, "analysing_networks.pca_sign_not_fixed",
+                "n_components=2.*have the wrong sign")
 
 
 def test_code_for_one_matrix_only_is_told_to_pool_leading_dimensions():
-    assert_rejected(check_pca_projection, pca_matrix_only, "any number of leading dimensions",
-                    "analysing_networks.leading_dims_not_pooled")
+    rejects(check_pca_projection, pca_matrix_only, "analysing_networks.leading_dims_not_pooled",
+            "any number of leading dimensions")
 
 
 def reseeding(fn):
@@ -553,7 +543,7 @@ def test_reseeding_the_global_generator_is_caught_after_the_visible_call(
     seed 0's state; a second torch.manual_seed(0) alone would not change it."""
     student = reseeding(reference)
     student(*visible_args)
-    assert_rejected(check, student, "global random generator", "common.global_rng")
+    rejects(check, student, "common.global_rng", "global random generator")
 
 
 def test_checkers_write_nothing_to_stderr(capfd):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from catalogue import AlwaysEqual, not_implemented, rejects
 
 from course_lib import regularisers, sparsity
 from course_lib.checks.brain_like_costs import (
@@ -15,21 +16,6 @@ from course_lib.checks.brain_like_costs import (
 )
 
 SEEDS = (0, 4242, 97, 1001, 7)
-
-
-def not_implemented(*args, **kwargs):
-    raise NotImplementedError()
-
-
-def _rejected(check, wrong, mistake, message):
-    with pytest.raises(AssertionError, match=message) as excinfo:
-        check(wrong)
-    assert excinfo.value.mistake == mistake
-
-
-class AlwaysEqual(torch.Tensor):
-    def __eq__(self, other):
-        return True
 
 
 # ------------------------------------------------------------------ part 1: L1 on weights
@@ -168,7 +154,7 @@ def l1_subclass(weights, beta):
     ],
 )
 def test_wrong_l1_is_rejected_with_its_message(wrong, mistake, message):
-    _rejected(check_l1_weights, wrong, mistake, message)
+    rejects(check_l1_weights, wrong, mistake, message)
 
 
 # ------------------------------------------------------------------ part 2: L2 on rates
@@ -255,7 +241,7 @@ def l2_zero_beta_rejected(rates, beta):
     ],
 )
 def test_wrong_l2_is_rejected_with_its_message(wrong, mistake, message):
-    _rejected(check_l2_rates, wrong, mistake, message)
+    rejects(check_l2_rates, wrong, mistake, message)
 
 
 # ------------------------------------------------------------------ part 3: soft threshold
@@ -377,7 +363,7 @@ def two_d_only(w, lam):
     ],
 )
 def test_wrong_soft_threshold_is_rejected_with_its_message(wrong, mistake, message):
-    _rejected(check_soft_threshold, wrong, mistake, message)
+    rejects(check_soft_threshold, wrong, mistake, message)
 
 
 def test_zero_lam_rejected_is_named():
@@ -386,7 +372,7 @@ def test_zero_lam_rejected_is_named():
             raise ValueError("lam must be positive")
         return sparsity.soft_threshold(w, lam)
 
-    _rejected(check_soft_threshold, positive_only, "brain_like_costs.zero_lam_rejected",
+    rejects(check_soft_threshold, positive_only, "brain_like_costs.zero_lam_rejected",
               "lam = 0 is allowed")
 
 

@@ -8,6 +8,7 @@ import functools
 
 import pytest
 import torch
+from catalogue import not_implemented, rejects
 
 from course_lib import cell_types, ei_balance
 from course_lib.checks import cell_types as checks
@@ -18,17 +19,6 @@ check_cell_type_weight = functools.partial(checks.check_cell_type_weight, allow_
 check_vogels_update = functools.partial(checks.check_vogels_update, allow_reference=True)
 
 SEEDS = (0, 11, 2024)
-
-
-def rejects(check, wrong, mistake, message):
-    """``check(wrong)`` fails with ``mistake`` and a message matching ``message``."""
-    with pytest.raises(AssertionError, match=message) as excinfo:
-        check(wrong)
-    assert excinfo.value.mistake == mistake, excinfo.value
-
-
-def not_implemented(*args, **kwargs):
-    raise NotImplementedError()
 
 
 # ------------------------------------------------------------------ part 1: the type mask

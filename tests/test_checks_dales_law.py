@@ -8,6 +8,7 @@ import functools
 
 import pytest
 import torch
+from catalogue import AlwaysEqual, not_implemented, rejects
 
 from course_lib import connectivity, dale
 from course_lib.checks import dales_law
@@ -21,22 +22,6 @@ check_scale_to_spectral_radius = functools.partial(dales_law.check_scale_to_spec
                                                    allow_reference=True)
 
 SEEDS = (0, 2027, 58)
-
-
-def rejects(check, wrong, mistake, message):
-    """``check(wrong)`` fails with ``mistake`` and a message matching ``message``."""
-    with pytest.raises(AssertionError, match=message) as excinfo:
-        check(wrong)
-    assert excinfo.value.mistake == mistake, excinfo.value
-
-
-def not_implemented(*args, **kwargs):
-    raise NotImplementedError()
-
-
-class Always(torch.Tensor):
-    def __eq__(self, other):
-        return True
 
 
 # ------------------------------------------------------------------ part 1: signs and D
@@ -90,7 +75,7 @@ SIGN_MISTAKES = [
     (lambda e, i: torch.cat([torch.ones(max(e, 1)), -torch.ones(i)]), "common.wrong_shape",
      r"dale_signs\(0, 3\) has shape \(4,\)"),
     (lambda e, i: dale.dale_signs(e, i).tolist(), "common.wrong_type", "got builtins.list"),
-    (lambda e, i: dale.dale_signs(e, i).as_subclass(Always), "common.tensor_subclass",
+    (lambda e, i: dale.dale_signs(e, i).as_subclass(AlwaysEqual), "common.tensor_subclass",
      "subclass"),
     (not_implemented, "common.not_implemented", "is not implemented yet"),
 ]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from catalogue import AlwaysEqual, not_implemented, rejects
 
 from course_lib.checks.dendritic_error import (
     check_apical_voltage,
@@ -16,21 +17,6 @@ from course_lib.learning_rules import dendritic
 from course_lib.learning_rules.dendritic import Conductances, basal_prediction, rate
 
 SEEDS = (0, 1, 707, 2018)
-
-
-def not_implemented(*args, **kwargs):
-    raise NotImplementedError()
-
-
-class AlwaysEqual(torch.Tensor):
-    def __eq__(self, other):
-        return True
-
-
-def rejects(check, wrong, mistake, message):
-    with pytest.raises(AssertionError, match=message) as excinfo:
-        check(wrong)
-    assert excinfo.value.mistake == mistake
 
 
 # ------------------------------------------------------------ part 1: the apical voltage

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from catalogue import not_implemented, rejects
 
 from course_lib import gated_cells
 from course_lib.checks.gated_circuits import (
@@ -29,16 +30,6 @@ class Agreeable(torch.Tensor):
         return True
 
     __hash__ = torch.Tensor.__hash__
-
-
-def not_implemented(*args, **kwargs):
-    raise NotImplementedError()
-
-
-def assert_rejected(check, wrong, message, mistake):
-    with pytest.raises(AssertionError, match=message) as excinfo:
-        check(wrong)
-    assert excinfo.value.mistake == mistake
 
 
 # ------------------------------------------------------------------ part 1: subLSTM step
@@ -320,7 +311,7 @@ WRONG_SUBLSTMS = [
 
 @pytest.mark.parametrize(("wrong", "message", "mistake"), WRONG_SUBLSTMS)
 def test_wrong_sublstm_steps_are_rejected_with_their_message(wrong, message, mistake):
-    assert_rejected(check_sublstm_step, wrong, message, f"gated_circuits.{mistake}")
+    rejects(check_sublstm_step, wrong, f"gated_circuits.{mistake}", message)
 
 
 COMMON_SUBLSTMS = [
@@ -350,7 +341,7 @@ COMMON_SUBLSTMS = [
 @pytest.mark.parametrize(("wrong", "message", "mistake"), COMMON_SUBLSTMS)
 def test_sublstm_results_of_the_wrong_kind_are_rejected(wrong, message, mistake):
     mistake = "gated_circuits.sublstm_not_a_pair" if mistake is None else f"common.{mistake}"
-    assert_rejected(check_sublstm_step, wrong, message, mistake)
+    rejects(check_sublstm_step, wrong, mistake, message)
 
 
 # ------------------------------------------------------------------ part 2: light-GRU step
@@ -485,7 +476,7 @@ WRONG_GRUS = [
 
 @pytest.mark.parametrize(("wrong", "message", "mistake"), WRONG_GRUS)
 def test_wrong_light_gru_steps_are_rejected_with_their_message(wrong, message, mistake):
-    assert_rejected(check_light_gru_step, wrong, message, f"gated_circuits.{mistake}")
+    rejects(check_light_gru_step, wrong, f"gated_circuits.{mistake}", message)
 
 
 COMMON_GRUS = [
@@ -505,7 +496,7 @@ COMMON_GRUS = [
 
 @pytest.mark.parametrize(("wrong", "message", "mistake"), COMMON_GRUS)
 def test_light_gru_results_of_the_wrong_kind_are_rejected(wrong, message, mistake):
-    assert_rejected(check_light_gru_step, wrong, message, f"common.{mistake}")
+    rejects(check_light_gru_step, wrong, f"common.{mistake}", message)
 
 
 # ------------------------------------------------------------------ part 3: E/I mask
@@ -670,7 +661,7 @@ WRONG_MASKS = [
 
 @pytest.mark.parametrize(("wrong", "message", "mistake"), WRONG_MASKS)
 def test_wrong_ei_masks_are_rejected_with_their_message(wrong, message, mistake):
-    assert_rejected(check_ei_sign_mask, wrong, message, mistake)
+    rejects(check_ei_sign_mask, wrong, mistake, message)
 
 
 def reseeding(fn):
@@ -700,7 +691,7 @@ def test_reseeding_the_global_generator_is_caught_after_the_visible_call(
     seed 0's state; a second torch.manual_seed(0) alone would not change it."""
     student = reseeding(reference)
     student(*visible_args)
-    assert_rejected(check, student, "global random generator", "common.global_rng")
+    rejects(check, student, "common.global_rng", "global random generator")
 
 
 def test_checkers_write_nothing_to_stderr(capfd):

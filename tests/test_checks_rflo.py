@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from catalogue import AlwaysEqual, not_implemented, rejects
 
 from course_lib.checks.rflo import (
     check_rflo_trial_updates,
@@ -21,21 +22,6 @@ from course_lib.learning_rules.rflo import (
 )
 
 SEEDS = (0, 1, 808, 2019)
-
-
-def not_implemented(*args, **kwargs):
-    raise NotImplementedError()
-
-
-class AlwaysEqual(torch.Tensor):
-    def __eq__(self, other):
-        return True
-
-
-def rejects(check, wrong, mistake, message):
-    with pytest.raises(AssertionError, match=message) as excinfo:
-        check(wrong)
-    assert excinfo.value.mistake == mistake
 
 
 # ------------------------------------------------------------ part 1: the trace
