@@ -84,6 +84,7 @@ def copy_course(destination: Path) -> Path:
         "submitted",
         "autograded",
         "feedback",
+        "reports",
         "*.egg-info",
         "artifacts",
     )

@@ -31,7 +31,7 @@ from course_lib.grading.reference_guard import ReferenceWatch, forbid_reference,
 BIN = Path(sys.executable).parent
 SOURCE = ROOT / "solutions" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
 RELEASE = ROOT / "exercises" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
-COMMANDS = ["check", "release", "autograde", "feedback", "export"]
+COMMANDS = ["check", "release", "autograde", "feedback", "export", "report"]
 
 
 def course_command(course: Path, env, *args: str) -> subprocess.CompletedProcess:

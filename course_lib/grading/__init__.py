@@ -16,6 +16,7 @@ One module per idea:
 - `check`: the whole-course check;
 - `feedback`: feedback HTML without the hidden tests' source;
 - `export`: grades to CSV, per assignment and per question;
+- `report`: the class report (difficulty, discrimination, misconceptions);
 - `reference_guard`: detecting a submission that uses the course's reference code;
 - `mutation`: mutation testing of the checkers against the reference solutions (mutmut);
 - `cli`: the ``course`` command line.

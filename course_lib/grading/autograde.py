@@ -252,7 +252,8 @@ def autograde(
             watch.before_write()
             record_failed(course, assignment, student)
             watch.after_write()
-            note_log(student, log_text or f"not graded: {reason}\n")
+            # the reason first: `report` lists it for the submissions to look at
+            note_log(student, f"not graded: {reason}\n" + log_text)
             maximum = _max(course, assignment, student)
         except Exception as error:  # noqa: BLE001 - one student never stops the class
             reason += f" (and it could not be recorded as zero: {_one_line(error)})"

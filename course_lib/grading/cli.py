@@ -5,6 +5,7 @@
     course autograde ASSIGNMENT       grade every submission, in parallel, with limits
     course feedback ASSIGNMENT        feedback HTML without the hidden tests' source
     course export                     grades to CSV, per assignment and per question
+    course report ASSIGNMENT          the class report: difficulty, discrimination, mistakes
 
 Run it from the course directory (the folder with ``nbgrader_config.py``) or pass
 ``--course DIR``. ``course COMMAND --help`` describes each command. A problem the
@@ -111,6 +112,27 @@ def cmd_export(args, course: Course, log: logging.Logger) -> int:
     destination = Path(args.to) if args.to else course.root
     for path in export(course, destination, args.assignment, log):
         print(f"wrote {path}")
+    return 0
+
+
+def cmd_report(args, course: Course, log: logging.Logger) -> int:
+    import math
+    from pathlib import Path
+
+    from course_lib.grading.report import report
+
+    destination = Path(args.to) if args.to else None
+    page, csvs, results, stats = report(course, args.assignment, destination)
+
+    def number(value: float) -> str:
+        return "-" if math.isnan(value) else f"{value:.2f}"  # undefined (NaN) as "-"
+
+    rows = [(s.question.name, len(s.scores), number(s.difficulty), number(s.discrimination),
+             ", ".join(f"{m} ({n})" for m, n, _ in s.mistakes[:3]) or "-") for s in stats]
+    print(table(("question", "students", "difficulty", "discrimination", "top mistakes"), rows))
+    for path in (page, *csvs):
+        shown = path.relative_to(course.root) if path.is_relative_to(course.root) else path
+        print(f"wrote {shown}")
     return 0
 
 
@@ -320,6 +342,23 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--assignment", action="append", metavar="NAME",
                         help="only this assignment (repeatable)")
     export.set_defaults(handler=cmd_export)
+
+    class_report = commands.add_parser(
+        "report",
+        help="the class report of an assignment: scores, difficulty, misconceptions",
+        description=(
+            "From the gradebook and the autograded notebooks of ASSIGNMENT: per question, "
+            "the score distribution, difficulty (mean score / max) and discrimination "
+            "(item-rest correlation); how many students hit each checker's mistake id; "
+            "the submissions that could not be graded or were flagged. Writes report.html "
+            "and CSV files into reports/ASSIGNMENT/ (they name students: keep them out "
+            "of git)."
+        ),
+    )
+    class_report.add_argument("assignment", metavar="ASSIGNMENT")
+    class_report.add_argument("--to", metavar="DIR", default=None,
+                              help="folder for the report (default: reports/ASSIGNMENT)")
+    class_report.set_defaults(handler=cmd_report)
     return parser
 
 
