@@ -1014,9 +1014,242 @@ def songbird_loop():
                "node perturbation: HVC, RA, LMAN and dopamine", desc, body)
 
 
+def lif_and_eprop():
+    """13: the LIF unit with its surrogate spike, and e-prop's trace and learning signal."""
+    body = [text(360, 30, "A spiking unit, and how e-prop credits its synapses", size=18,
+                 weight="bold")]
+    # --- top: one LIF unit j
+    body.append(rect(12, 46, 696, 250, fill="#ffffff"))
+    body.append(text(24, 72, "LIF unit j, one step of dt", size=16, weight="bold",
+                     anchor="start"))
+    body.append(lines(70, 112, ["inputs x_{t}", "W_{in}"], size=14, gap=20, colour=GREY))
+    body.append(arrow(110, 118, 196, 140, colour=GREY))
+    body.append(lines(70, 190, ["spikes z_{t−1}", "W_{rec}"], size=14, gap=20))
+    body.append(arrow(110, 190, 196, 160))
+    body.append(rect(196, 118, 236, 64, fill=LIGHT))
+    body.append(lines(314, 144, ["membrane: v_{t} = λ v_{t−1}", "+ (1 − λ) I_{t} − θ z_{t−1}"],
+                      size=14, gap=22))
+    body.append(arrow(432, 150, 478, 150))
+    body.append(rect(478, 118, 110, 64, fill=ACCENT_FILL, stroke=ACCENT))
+    body.append(lines(533, 144, ["spike z_{t} =", "H(v_{t} − θ)"], size=14, gap=22))
+    body.append(arrow(588, 150, 628, 150))
+    for k in range(4):  # a short spike train leaving the unit
+        x = 640 + 14 * k
+        body.append(f'<line x1="{x}" y1="{136 if k % 2 == 0 else 142}" x2="{x}" y2="160" '
+                    f'stroke="{INK}" stroke-width="2"/>')
+    body.append(arrow(533, 182, 314, 182, colour=GREY, dash=True, bend=-26, head="arrow"))
+    body.append(text(430, 224, "reset: subtract θ after a spike", size=14, colour=GREY))
+    body.append(text(360, 256, "forward: the step H, exactly 0 or 1;  backward: "
+                     "ψ(v − θ) = 1 / (1 + β |v − θ|)^{2}", size=14, colour=TEXT_SHADE[ACCENT]))
+    body.append(text(360, 280, "readout y_{t} = κ y_{t−1} + W_{out} z_{t};   "
+                     "λ = exp(−dt/τ_{m}),  κ = exp(−dt/τ_{out})", size=14))
+    # --- bottom: e-prop at one synapse i -> j
+    body.append(rect(12, 308, 696, 262, fill="#ffffff"))
+    body.append(text(24, 334, "e-prop at the synapse i → j: local trace × broadcast signal",
+                     size=16, weight="bold", anchor="start"))
+    body.append(rect(28, 352, 200, 64, fill=LIGHT))
+    body.append(lines(128, 378, ["pre: trace ε_{i}", "low-pass of z_{i} or x_{i}"], size=14,
+                      gap=22))
+    body.append(rect(28, 430, 200, 52, fill=ACCENT_FILL, stroke=ACCENT))
+    body.append(lines(128, 452, ["post: ψ_{j} at v_{j}"], size=14))
+    body.append(arrow(228, 384, 282, 410))
+    body.append(arrow(228, 456, 282, 430))
+    body.append(rect(282, 390, 170, 60, fill=LIGHT))
+    body.append(lines(367, 414, ["eligibility", "e_{ji} = ψ_{j} ε_{i}, filtered"], size=14,
+                      gap=22))
+    body.append(arrow(452, 420, 500, 420))
+    body.append(rect(500, 390, 196, 60, fill=LIGHT))
+    body.append(lines(598, 414, ["ΔW_{ji} = −η Σ_{t} L_{j} ē_{ji}", "at the end of the trial"],
+                      size=14, gap=22))
+    body.append(rect(500, 470, 196, 52, fill=ERR_FILL, stroke=ERR))
+    body.append(lines(598, 492, ["L_{j} = Σ_{k} B_{jk} (y_{k} − y*_{k})"], size=14,
+                      colour=ERR))
+    body.append(arrow(598, 470, 598, 450, colour=ERR, dash=True))
+    body.append(text(598, 542, "error sent through fixed random B", size=13, colour=ERR))
+    body.append(text(250, 512, "dropped: z_{j} → W_{rec} → later v_{k}", size=14,
+                     colour=GREY))
+    body.append(text(250, 536, "(BPTT's recurrent path, non-local)", size=14, colour=GREY))
+    desc = ("Two panels. Top: one leaky integrate-and-fire unit j in one time step. Inputs x_t "
+            "through W_in and the previous step's spikes z_t-1 through W_rec give a current "
+            "I_t into the membrane box, v_t = lambda v_t-1 + (1 - lambda) I_t - theta z_t-1. "
+            "The membrane feeds an orange spike box, z_t = H(v_t - theta), which sends out a "
+            "spike train; a dashed grey arrow back to the membrane is the reset, subtract "
+            "theta after a spike. The forward pass uses the step H, exactly 0 or 1; the "
+            "backward pass uses the surrogate psi(v - theta) = 1 / (1 + beta |v - theta|) "
+            "squared. The readout is y_t = kappa y_t-1 + W_out z_t, with lambda = exp(-dt / "
+            "tau_m) and kappa = exp(-dt / tau_out). Bottom: e-prop at the synapse from i to "
+            "j. A presynaptic trace epsilon_i, a low-pass filter of z_i or x_i, and the "
+            "postsynaptic pseudo-derivative psi_j combine into the eligibility trace e_ji = "
+            "psi_j epsilon_i, filtered; the weight change is minus eta times the sum over "
+            "time of L_j times the filtered trace, at the end of the trial. The learning "
+            "signal L_j = sum over k of B_jk (y_k - y*_k), drawn green and dashed, is the "
+            "output error sent through a fixed random matrix B. Grey text notes what is "
+            "dropped: the path from z_j through W_rec to later voltages of other units, "
+            "BPTT's non-local recurrent path.")
+    return svg("13_lif_and_eprop.svg", 584, "A leaky integrate-and-fire unit and e-prop's "
+               "eligibility trace and learning signal", desc, body)
+
+
+def value_and_error_nodes():
+    """12: predictive coding's value and error nodes, and EqProp's free and nudged phases."""
+    body = [text(360, 30, "Errors as activity: two ways to hold them", size=18, weight="bold")]
+    # --- left: a predictive coding network, value nodes (white) and error nodes (green)
+    body.append(rect(12, 46, 392, 392, fill="#ffffff"))
+    body.append(text(24, 70, "Predictive coding (Whittington & Bogacz)", size=15,
+                     weight="bold", anchor="start"))
+    value_x, error_x, radius = 96, 262, 26
+    rows = {0: 372, 1: 262, 2: 142}  # layer -> height: input at the bottom, output on top
+    body.append(rect(value_x - 40, rows[0] - 24, 80, 48, fill=LIGHT))
+    body.append(lines(value_x, rows[0] - 4, ["x_{0} = image", "(clamped)"], size=13, gap=17))
+    for layer in (1, 2):
+        y = rows[layer]
+        body.append(circle(value_x, y, radius, fill="#ffffff"))
+        body.append(text(value_x, y + 5, f"x_{{{layer}}}", size=16))
+        body.append(circle(error_x, y, radius, fill=ERR_FILL, stroke=ERR))
+        body.append(text(error_x, y + 5, f"ε_{{{layer}}}", size=16, colour=ERR))
+        # the value excites its own error node, one to one
+        body.append(arrow(value_x + radius, y - 8, error_x - radius, y - 8, colour=EXC))
+        # the error pulls its value toward the prediction (-eps_l in dx_l/dt)
+        body.append(arrow(error_x - radius, y + 10, value_x + radius, y + 10, colour=INH,
+                          head="bar"))
+        # the prediction from the layer below inhibits the error node: eps = x - W f(x_below)
+        below = (value_x + 30, rows[layer - 1] - 22)
+        body.append(arrow(*below, error_x - 14, y + radius - 4, colour=INH, head="bar",
+                          bend=-18))
+        # the error above drives the value below through W^T (the top-down term)
+        if layer == 2:
+            body.append(arrow(error_x - 6, y + radius, value_x + 18, rows[1] - radius + 2,
+                              colour=ERR, dash=True, bend=30))
+    body.append(text(24, 98, "output x_{2}: clamped to the label y", size=13,
+                     anchor="start"))
+    body.append(lines(error_x + 36, 196, ["top-down:", "f′(x_{1}) ⊙ W_{1}^{T} ε_{2}"],
+                      size=13, gap=18, colour=ERR, anchor="start"))
+    body.append(lines(error_x + 36, 316, ["prediction:", "− W_{0} f(x_{0})"], size=13,
+                      gap=18, colour=INH, anchor="start"))
+    body.append(text(24, 424, "ε_{l} = x_{l} − W_{l−1} f(x_{l−1}),   "
+                     "ΔW_{l} ∝ ε_{l+1} f(x_{l})^{T}", size=13, anchor="start"))
+    # --- right: equilibrium propagation, the same network relaxed twice
+    body.append(rect(412, 46, 296, 392, fill="#ffffff"))
+    body.append(text(424, 70, "Equilibrium propagation", size=15, weight="bold",
+                     anchor="start"))
+    columns = {"free phase": 488, "nudged phase": 632}
+    boxes = {0: 372, 1: 262, 2: 152}
+    for title, x in columns.items():
+        body.append(text(x, 96, title, size=14, weight="bold"))
+        for layer, y in boxes.items():
+            fill = LIGHT if layer == 0 else ("#ffffff" if title == "free phase" else ACCENT_FILL)
+            body.append(rect(x - 50, y - 20, 100, 40, fill=fill,
+                             stroke=INK if layer == 0 or title == "free phase" else ACCENT))
+            label = "s_{0} = x" if layer == 0 else (f"s_{{{layer}}}^{{0}}" if title == "free phase"
+                                                   else f"s_{{{layer}}}^{{β}}")
+            body.append(text(x, y + 5, label, size=15))
+        for lower, upper in ((0, 1), (1, 2)):  # one set of synapses, used both ways
+            body.append(arrow(x - 14, boxes[lower] - 20, x - 14, boxes[upper] + 20))
+            body.append(arrow(x + 14, boxes[upper] + 20, x + 14, boxes[lower] - 20))
+        body.append(text(x + 22, (boxes[0] + boxes[1]) / 2 + 5, "W_{0}", size=13,
+                         anchor="start"))
+        body.append(text(x + 22, (boxes[1] + boxes[2]) / 2 + 5, "W_{1}", size=13,
+                         anchor="start"))
+    body.append(arrow(632, 108, 632, boxes[2] - 20, colour=ERR, width=3))
+    body.append(text(578, 124, "β (y − s_{2})", size=13, colour=ERR, anchor="end"))
+    body.append(arrow(538, boxes[1], 582, boxes[1], colour=GREY, dash=True))
+    body.append(lines(560, 318, ["then"], size=13, colour=GREY))
+    body.append(text(424, 424, "ΔW ∝ (ρ(s^{β}) ρ(s^{β})^{T} − ρ(s^{0}) ρ(s^{0})^{T}) / β",
+                     size=13, anchor="start"))
+    desc = ("Two panels. Left, a predictive coding network drawn from the input at the "
+            "bottom to the output at the top. The input x0, the image, is clamped. Layers 1 "
+            "and 2 each have a value node x_l (white circle) and an error node epsilon_l "
+            "(green circle). Each value node excites its own error node, one to one, and its "
+            "error node inhibits it back, pulling the value toward its prediction. The "
+            "prediction W_(l-1) f(x_(l-1)) from the layer below inhibits the error node, so "
+            "epsilon_l = x_l - W_(l-1) f(x_(l-1)). A dashed green arrow carries the error "
+            "epsilon_2 down to the value x_1 through W_1 transposed, scaled by f prime: the "
+            "top-down term of inference. The output value is clamped to the label y. The "
+            "weight update is Delta W_l proportional to epsilon_(l+1) f(x_l) transposed, "
+            "post-synaptic error times pre-synaptic rate. Right, equilibrium propagation: "
+            "the same three-layer network relaxed twice. In the free phase only the input "
+            "is clamped and the states settle to s^0; each pair of layers is joined by one "
+            "set of synapses W used in both directions. In the nudged phase, started from "
+            "the free one, a green arrow pushes the output toward the target with strength "
+            "beta, beta (y - s_2), and the states settle to s^beta. The update is the "
+            "difference of the two phases' Hebbian terms, rho(s^beta) rho(s^beta) "
+            "transposed minus rho(s^0) rho(s^0) transposed, divided by beta.")
+    return svg("12_value_error_nodes.svg", 452, "Predictive coding's value and error nodes, "
+               "and equilibrium propagation's free and nudged phases", desc, body)
+
+
+def distribution_shifts():
+    """14: the training trial and the five shifts of the out-of-distribution test, read
+    from `course_lib.brain_vs_machine` so the diagram cannot drift from the experiment."""
+    from course_lib.brain_vs_machine import DT, SHIFTS, TRAIN_COHERENCES, TRAIN_TIMING
+
+    step, x0, top, row = 25, 190, 92, 62  # px per time step, trials' left edge, row pitch
+    periods = ("fixation", "stimulus", "delay", "decision")
+    body = [text(360, 30, "Train on one distribution, test on five shifts", size=18,
+                 weight="bold"),
+            text(360, 54, f"one box per period of a trial, as long as the period ({DT} ms "
+                 "per step)", size=13, colour=GREY)]
+    trained = ", ".join(f"{c:g}" for c in TRAIN_COHERENCES)
+    trained_range = f"{min(TRAIN_COHERENCES):g}–{max(TRAIN_COHERENCES):g}"
+    notes = {
+        "in distribution": ["training trials", f"coherence {trained_range}%"],
+        "longer delay": ["longer delay", f"{SHIFTS['longer delay'].timing['delay']} ms"],
+        "longer stimulus": ["longer stimulus",
+                            f"{SHIFTS['longer stimulus'].timing['stimulus']} ms"],
+        "lower coherence": ["lower coherence", ", ".join(
+            f"{c:g}" for c in SHIFTS["lower coherence"].coherences) + "%"],
+        "input noise": ["input noise", f"SD {SHIFTS['input noise'].input_noise:g} added"],
+        "silenced units": ["silenced units",
+                           f"{SHIFTS['silenced units'].silenced:.0%} lesioned"],
+    }
+    for k, (name, shift) in enumerate(SHIFTS.items()):
+        y = top + k * row
+        timing = {**TRAIN_TIMING, **shift.timing}
+        changed = set(shift.timing)
+        if shift.coherences != SHIFTS["in distribution"].coherences or shift.input_noise:
+            changed.add("stimulus")  # the stimulus itself differs
+        body.append(lines(20, y + 14, notes[name], size=13, anchor="start",
+                          colour=INK if k else GREY))
+        x = x0
+        for period in periods:
+            width = timing[period] / DT * step
+            hot = period in changed
+            body.append(rect(x, y, width, 30, rx=4, fill=ACCENT_FILL if hot else "#ffffff",
+                             stroke=ACCENT if hot else INK, width=2.5 if hot else 1.5))
+            if k == 0:
+                body.append(text(x + width / 2, y - 8, period, size=13, colour=GREY))
+            x += width
+        if shift.silenced:
+            for j in range(10):  # ten units, the silenced fraction crossed out
+                cx, cy = x + 40 + j * 17, y + 15
+                body.append(circle(cx, cy, 6, fill=LIGHT if j >= shift.silenced * 10
+                                   else "#ffffff", stroke=INK if j >= shift.silenced * 10
+                                   else ACCENT))
+                if j < shift.silenced * 10:
+                    body.append(arrow(cx - 6, cy - 6, cx + 6, cy + 6, colour=ACCENT,
+                                      head="none", width=2))
+    bottom = top + len(SHIFTS) * row
+    body.append(lines(360, bottom + 4, [
+        "Every network: the same training batches and budget; every test: the same",
+        "held-out trials. Orange: what differs from training.",
+    ], size=14, gap=22))
+    desc = (f"Six rows of trial timelines drawn to scale, one step of {DT} ms per box "
+            f"unit. Training trials: fixation {TRAIN_TIMING['fixation']} ms, stimulus "
+            f"{TRAIN_TIMING['stimulus']} ms, delay {TRAIN_TIMING['delay']} ms, decision "
+            f"{TRAIN_TIMING['decision']} ms, coherences {trained}%. Below, the five shifts, "
+            "with what differs in orange: a longer delay, a longer stimulus, lower "
+            "coherences, noise added to the stimulus inputs, and a trial like the training "
+            "ones with a fraction of the network's units lesioned (crossed-out circles). "
+            "Footer: every network gets the same training batches and budget, every test "
+            "the same held-out trials.")
+    return svg("14_distribution_shifts.svg", bottom + 60, "The out-of-distribution test: "
+               "training trials and five shifts", desc, body)
+
+
 DIAGRAMS = (levers, masked_matrix, dale_columns, cell_type_wiring, penalties, spatial_wiring,
             feedback_paths, dendritic_neuron, rflo_vs_bptt, gated_cells, enu_unit,
-            analysis_pipeline, songbird_loop)
+            analysis_pipeline, songbird_loop, lif_and_eprop,
+            value_and_error_nodes, distribution_shifts)
 
 
 def render_all() -> dict[str, str]:

@@ -16,7 +16,9 @@ Each module removes some of that, and is tested against backprop where they must
   which equals backprop exactly (Song et al. 2020);
 - `equilibrium_propagation`: contrastive Hebbian learning and equilibrium propagation
   (Scellier & Bengio 2017), errors as the difference of two phases;
-- `eprop`: e-prop for spiking networks (Bellec et al. 2020), RFLO's spiking counterpart.
+- `eprop`: e-prop for spiking networks (Bellec et al. 2020), RFLO's spiking counterpart;
+- `energy_digits`: chapter 12's experiment, the five rules (backprop, FA, Z-IL, predictive
+  coding, EqProp) trained side by side on the digits.
 
 Convention: feedback matrices are ``(post, pre)`` weights of the *feedback* pathway, so
 ``B`` has the shape of the ``W^T`` it replaces.

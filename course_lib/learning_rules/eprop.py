@@ -148,16 +148,16 @@ def eprop_trial(
     w_in, w_rec, w_out = net.input.weight, net.recurrent.weight, net.readout.weight
     check_shape("inputs", inputs, (-1, -1, w_in.shape[1]))
     steps, batch, _ = inputs.shape
-    n_hidden = w_rec.shape[0]
+    n_units = w_rec.shape[0]
     kappa, scale = net.readout_decay, 1.0 / (steps * batch)  # dE/dy_t = err_t / (T B)
-    spike_signal = penalty / (batch * n_hidden)  # d(penalty)/dz_j^t, the same for every spike
-    v, z = inputs.new_zeros(batch, n_hidden), inputs.new_zeros(batch, n_hidden)
-    y, z_filtered = inputs.new_zeros(batch, w_out.shape[0]), inputs.new_zeros(batch, n_hidden)
-    counter = torch.zeros(batch, n_hidden, dtype=torch.long)
+    spike_signal = penalty / (batch * n_units)  # d(penalty)/dz_j^t, the same for every spike
+    v, z = inputs.new_zeros(batch, n_units), inputs.new_zeros(batch, n_units)
+    y, z_filtered = inputs.new_zeros(batch, w_out.shape[0]), inputs.new_zeros(batch, n_units)
+    counter = torch.zeros(batch, n_units, dtype=torch.long)
     # presynaptic traces: one per input (batch, n_pre); one per synapse if units can be refractory
     held = net.refractory_steps > 0
-    eps_in = inputs.new_zeros(batch, *((n_hidden,) if held else ()), w_in.shape[1])
-    eps_rec = inputs.new_zeros(batch, *((n_hidden,) if held else ()), n_hidden)
+    eps_in = inputs.new_zeros(batch, *((n_units,) if held else ()), w_in.shape[1])
+    eps_rec = inputs.new_zeros(batch, *((n_units,) if held else ()), n_units)
     ebar_in = inputs.new_zeros(batch, *w_in.shape)
     ebar_rec = inputs.new_zeros(batch, *w_rec.shape)
     g_in, g_rec, g_out = (torch.zeros_like(w) for w in (w_in, w_rec, w_out))
@@ -191,7 +191,7 @@ def eprop_trial(
         spike_count += z.sum() / batch
         if record_spikes:
             spikes.append(z)
-    total = task.item() + penalty * spike_count.item() / n_hidden
+    total = task.item() + penalty * spike_count.item() / n_units
     return EpropTrial(total, spike_count.item(), g_in, g_rec, g_out,
                       torch.stack(spikes) if record_spikes else None)
 

@@ -1,0 +1,256 @@
+"""Chapter 14, brain versus machine: the page's source (what it includes, glues, pastes from
+other chapters and cites exists) and, on the built book, the differences it states agree
+with the numbers it prints, and the summary table carries the other chapters' own words."""
+
+from __future__ import annotations
+
+import ast
+import re
+from html import unescape
+from pathlib import Path
+
+import pytest
+from conftest import ROOT
+from test_book import _visible_text
+
+CHAPTER = ROOT / "book" / "14_brain_vs_machine.md"
+SOURCE = CHAPTER.read_text(encoding="utf-8")
+SHORT = ("delay", "stimulus", "coherence", "noise", "silenced")
+NETWORKS = ("unconstrained", "sparse", "Dale (E/I)", "L1 on weights", "L2 on rates",
+            "spatial (seRNN)", "subLSTM")
+
+
+# --------------------------------------------------------------------- the source
+
+
+def _code_cells(source: str) -> list[str]:
+    return re.findall(r"```\{code-cell\}[^\n]*\n(.*?)```", source, re.S)
+
+
+def _glued_names(source: str) -> tuple[set[str], list[re.Pattern]]:
+    """Names glued by the code cells: literal ones, and f-string ones as patterns."""
+    literal = set(re.findall(r"""\bglue\(\s*["']([\w]+)["']""", source))
+    patterns = [re.compile(re.sub(r"\\\{\w+\\\}", r"\\w+", re.escape(name)) + "$")
+                for name in re.findall(r"""\bglue\(\s*f["']([\w{}]+)["']""", source)]
+    return literal, patterns
+
+
+def _pasted_from_other_pages(source: str) -> list[tuple[str, str, str]]:
+    """(document, key, format) of every ``{glue:text}`doc.md::key:fmt``` in ``source``."""
+    return re.findall(r"\{glue:text\}`([\w.]+\.md)::(\w+)(?::(\w*))?`", source)
+
+
+def test_every_local_glued_name_the_text_uses_is_glued():
+    literal, patterns = _glued_names(SOURCE)
+    used = set(re.findall(r"\{glue:(?:text)?\}`(\w+)(?=[`:])", SOURCE))
+    assert len(used) >= 25
+    missing = [name for name in sorted(used)
+               if name not in literal and not any(p.match(name) for p in patterns)]
+    assert not missing, f"used in the text but never glued: {missing}"
+
+
+def test_every_pasted_result_is_glued_by_the_chapter_it_names():
+    """The summary table pastes other chapters' results (MyST-NB's ``doc::key``): each
+    named page exists and glues that key itself, so the table cannot drift from it."""
+    pasted = _pasted_from_other_pages(SOURCE)
+    assert len(pasted) >= 10
+    chapters = {doc for doc, _, _ in pasted}
+    assert len(chapters) >= 8, "most chapters of the book are summarised"
+    for doc, key, _ in pasted:
+        page = CHAPTER.parent / doc
+        assert page.is_file(), doc
+        literal, patterns = _glued_names(page.read_text(encoding="utf-8"))
+        assert key in literal or any(p.match(key) for p in patterns), \
+            f"{doc} does not glue {key!r}"
+
+
+def test_every_paste_from_another_page_names_its_format():
+    """MyST-NB 1.4's glue:text splits a trailing ``:format`` off first: without one,
+    ``doc.md::key`` would be read as key ``doc.md:`` with format ``key`` and fail."""
+    references = re.findall(r"\{glue:text\}`([^`]*::[^`]*)`", SOURCE)
+    assert references
+    for reference in references:
+        assert re.fullmatch(r"[\w.]+\.md::\w+:s", reference), reference
+
+
+def test_glue_calls_are_off_the_visible_page():
+    for cell in _code_cells(SOURCE):
+        if re.search(r"\bglue\(", cell):
+            assert re.match(r":tags: \[remove-(cell|input)\]", cell), cell[:200]
+
+
+def test_every_citation_is_in_the_bibliography():
+    bib = (ROOT / "references.bib").read_text(encoding="utf-8")
+    keys = set(re.findall(r"^@\w+\{(\w+),", bib, re.M))
+    cited = {key.strip() for group in re.findall(r"\{cite(?::[tp])?\}`([^`]+)`", SOURCE)
+             for key in group.split(",")}
+    assert {"mnih2015human", "lake2017building", "geirhos2018generalisation",
+            "zador2019critique"} <= cited
+    assert cited <= keys, f"cited but not in references.bib: {sorted(cited - keys)}"
+
+
+def test_every_literalinclude_names_an_object_of_an_existing_file():
+    includes = re.findall(r"```\{literalinclude\} (\S+)\n:pyobject: (\w+)", SOURCE)
+    assert {name for _, name in includes} >= {"silence"}
+    for path, name in includes:
+        module = (CHAPTER.parent / path).resolve()
+        tree = ast.parse(module.read_text(encoding="utf-8"))
+        assert name in {node.name for node in tree.body
+                        if isinstance(node, ast.FunctionDef | ast.ClassDef)}
+
+
+def test_every_doc_link_names_a_chapter_that_exists():
+    for doc in set(re.findall(r"\{doc\}`([\w/.]+)`", SOURCE)):
+        assert (CHAPTER.parent / f"{doc}.md").is_file(), doc
+
+
+def test_reader_aids_template():
+    assert SOURCE.startswith("---\njupytext:")
+    assert re.search(r":::\{admonition\} Learning objectives\n:class: tip", SOURCE)
+    assert ":::{admonition} Before you start" in SOURCE and "**Time:**" in SOURCE
+    thinks = SOURCE.count(":::{admonition} Think!")
+    answers = len(re.findall(r"```\{admonition\} Answer\n:class: dropdown", SOURCE))
+    assert 2 <= thinks <= 4 and answers == thinks
+    assert "static_explorer(" in SOURCE and "widgets.interactive(" in SOURCE
+    assert ":::{admonition} Written question (graded by hand)" in SOURCE
+    assert "## Recap" in SOURCE
+
+
+def test_the_table_of_differences_names_the_rows_no_chapter_addresses():
+    table = re.search(r"\| \| deep network.*?\n\n", SOURCE, re.S).group(0)
+    rows = [row for row in table.splitlines()[2:] if row.startswith("|")]
+    assert len(rows) >= 12
+    unaddressed = [row for row in rows if row.rstrip(" |").endswith("none")]
+    assert len(unaddressed) >= 3
+
+
+def test_every_comparison_over_seeds_goes_through_the_spread_rule():
+    """Differences are worded only from `compared_with_control` (clearly_differ)."""
+    for cell in _code_cells(SOURCE):
+        if re.search(r"clearly \{side\}|clearly smaller|clearly larger", cell):
+            assert "compared_with_control(" in cell or "verdicts[" in cell, cell[:200]
+
+
+# --------------------------------------------------------------- the built page
+
+PAGE = "14_brain_vs_machine"
+PCT = r"(-?\d+)% ± (\d+)%"
+POINTS = r"(-?\d+) ± (\d+) points"
+
+
+def _text(html: Path) -> str:
+    return _visible_text(html, PAGE)
+
+
+def _printed_drops(text: str) -> dict[str, dict[str, tuple[float, float]]]:
+    """network -> short shift name -> (mean, SD) of the drop, from the printed table."""
+    drops = {}
+    for network in NETWORKS:
+        pattern = rf"{re.escape(network)}, in distribution: {PCT} drop: " + r" \| ".join(
+            rf"{name} {PCT}" for name in SHORT)
+        match = re.search(pattern, text)
+        if match:
+            values = [float(v) for v in match.groups()[2:]]
+            drops[network] = {name: (values[2 * i], values[2 * i + 1])
+                              for i, name in enumerate(SHORT)}
+    return drops
+
+
+@pytest.mark.slow
+def test_the_printed_table_has_every_network_and_shift(html):
+    drops = _printed_drops(_text(html))
+    assert set(drops) == set(NETWORKS)
+
+
+@pytest.mark.slow
+def test_stated_differences_agree_with_the_printed_intervals(html):
+    """Every network a shift's sentence names as clearly smaller or larger has printed
+    intervals that do not overlap the control's, and every unnamed one overlaps (within
+    rounding: the printed numbers are rounded to whole points)."""
+    text = _text(html)
+    drops = _printed_drops(text)
+    sentences = {
+        "delay": "Longer delay", "stimulus": "Longer stimulus", "coherence": "Lower coherence",
+        "noise": "Input noise", "silenced": "Silenced units"}
+    for short, start in sentences.items():
+        sentence = re.search(rf"{start}: the unconstrained network loses .*?"
+                             r"(?:spread of the control|spread of the control's)\.", text)
+        assert sentence, start
+        sentence = sentence.group(0)
+        control = drops["unconstrained"][short]
+        for network, by_shift in drops.items():
+            if network == "unconstrained":
+                continue
+            values = by_shift[short]
+            gap, spread = abs(values[0] - control[0]), values[1] + control[1]
+            named = re.search(rf"clearly (smaller|larger) drops[^;]*{re.escape(network)} \(",
+                              sentence)
+            if abs(gap - spread) <= 2:  # too close to call from whole points
+                continue
+            if gap > spread:
+                assert named, (short, network, values, control)
+                side = "smaller" if values[0] < control[0] else "larger"
+                assert named.group(1) == side, (short, network)
+            else:
+                assert not named, (short, network, values, control)
+
+
+@pytest.mark.slow
+def test_the_tally_counts_thirty_comparisons(html):
+    text = _text(html)
+    tally = re.search(r"Of the (\d+) comparisons .*? clearly smaller than the control's in "
+                      r"(\d+), clearly larger in (\d+), and within the spread in (\d+)", text)
+    assert tally
+    total, smaller, larger, within = map(int, tally.groups())
+    assert total == 30 == smaller + larger + within
+
+
+@pytest.mark.slow
+def test_the_summary_table_carries_the_other_chapters_own_words(html):
+    """Each text pasted into the summary table appears on the page it was pasted from."""
+    page = (html / "book" / f"{PAGE}.html").read_text(encoding="utf-8")
+    section = page[page.index('id="what-the-constraints-bought-across-the-book"'):]
+    table = section[:section.index("</table>")]
+    rows = re.findall(r"<tr[^>]*>(.*?)</tr>", table, re.S)[1:]
+    assert len(rows) >= 10
+    for row in rows:
+        cells = re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)
+        link = re.search(r'href="([\w]+)\.html', cells[0])
+        assert link, cells[0]
+        pasted = [re.sub(r"\s+", " ", unescape(re.sub(r"<[^>]+>", "", span))).strip()
+                  for span in re.findall(r'<span class="pasted-text">(.*?)</span>', cells[2],
+                                         re.S)]
+        assert pasted and all(pasted), f"nothing pasted from {link.group(1)}"
+        source_text = _visible_text(html, link.group(1))
+        for words in pasted:
+            assert words.replace("\u2019", "'") in source_text, (link.group(1), words)
+
+
+@pytest.mark.slow
+def test_figures_have_alt_text_with_the_numbers(html):
+    page = (html / "book" / f"{PAGE}.html").read_text(encoding="utf-8")
+    alts = [unescape(alt) for alt in re.findall(r'<img src="[^"]+" alt="([^"]+)"', page)]
+    assert any("Five panels, one per shift" in alt and "±" in alt for alt in alts)
+    assert any("in distribution for the seven networks" in alt for alt in alts)
+
+
+def test_the_diagram_exists_and_has_alt_text():
+    figures = re.findall(r"```\{figure\} (\S+\.svg)\n(.*?)```", SOURCE, re.S)
+    assert figures, "the chapter shows a diagram"
+    for path, options in figures:
+        assert (CHAPTER.parent / path).is_file(), path
+        alt = re.search(r"^:alt: (.+)$", options, re.M)
+        assert alt and len(alt.group(1).split()) >= 30
+
+
+def test_the_diagrams_alt_text_states_the_experiments_own_settings():
+    from course_lib.brain_vs_machine import SHIFTS, TRAIN_TIMING
+
+    alt = re.search(r"```\{figure\} figures/14_\S+\n.*?^:alt: (.+?)$", SOURCE,
+                    re.S | re.M).group(1)
+    for period, ms in TRAIN_TIMING.items():
+        assert f"{period} {ms} ms" in alt, period
+    assert f"({SHIFTS['longer delay'].timing['delay']} ms)" in alt
+    assert f"({SHIFTS['longer stimulus'].timing['stimulus']} ms)" in alt
+    assert f"SD {SHIFTS['input noise'].input_noise:g}" in alt
+    assert f"{SHIFTS['silenced units'].silenced:.0%}".replace("%", " percent") in alt
