@@ -7,6 +7,7 @@ One module per idea:
 - `sandbox`: the bubblewrap sandbox each submission's kernel runs in;
 - `worker`: what runs in the process that grades one submission;
 - `runner`: many submissions in parallel, each in its own private course directory;
+- `cluster`: the same jobs graded on a Dask cluster (``course autograde --cluster``);
 - `scan`: answer cells read outside the kernel, flagging tampering with the grading;
 - `record`: merging one submission's results into the course gradebook, from trusted data;
 - `nbgrader_fixes`: a workaround for an nbgrader bug (duplicated cells);

@@ -10,7 +10,8 @@ Steps, for one assignment:
    empty, not UTF-8, not JSON, not a notebook, not nbformat 4, or saved under another
    name cannot be graded; it is recorded as zero and flagged with one line that says
    why. The answer cells and every cell the student added are scanned (`scan`);
-4. grade the others in parallel (`runner`), each under the limits of `limits`;
+4. grade the others in parallel (`runner`, or on a Dask cluster: `cluster`), each under
+   the limits of `limits`;
 5. merge each result into the real course as it arrives (`record`): the expected
    notebooks (only they) are copied to ``autograded/<student>/<assignment>/`` and the
    grades are recorded by nbgrader's own preprocessors, test cells pass or fail (no
@@ -207,6 +208,7 @@ def autograde(
     progress: Callable[[Outcome], None] | None = None,
     log: logging.Logger | None = None,
     announce_total: Callable[[int], None] | None = None,
+    runner: Callable[..., None] | None = None,
 ) -> tuple[list[Outcome], bool]:
     """Grade the submissions; return the outcomes and whether the gradebook was changed
     behind the grader's back."""
@@ -307,7 +309,8 @@ def autograde(
         if jobs:
             template = template_gradebook(course, scratch / "template" / "gradebook.db")
             try:
-                run_jobs(course, jobs, limits, template, scratch, on_result)
+                # the local runner, or `cluster.ClusterRunner` (the same call, on Dask)
+                (runner or run_jobs)(course, jobs, limits, template, scratch, on_result)
             finally:
                 for leftover in scratch.iterdir():
                     remove_tree(leftover)

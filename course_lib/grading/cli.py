@@ -17,6 +17,7 @@ exit status 1.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 from collections.abc import Sequence
@@ -136,7 +137,7 @@ def cmd_report(args, course: Course, log: logging.Logger) -> int:
     return 0
 
 
-def _limits(args, course: Course):
+def _limits(args, course: Course, sandbox_here: bool = True):
     from course_lib.grading.limits import Limits
     from course_lib.grading.sandbox import sandbox_problem
 
@@ -150,7 +151,7 @@ def _limits(args, course: Course):
         )
     except ValueError as error:
         raise CourseError(str(error)) from None
-    if limits.sandbox:  # refuse before anything is graded or recorded
+    if limits.sandbox and sandbox_here:  # refuse before anything is graded or recorded
         problem = sandbox_problem()
         if problem:
             raise CourseError(problem)
@@ -167,7 +168,13 @@ def _sandbox_summary(limits) -> str:
 def cmd_autograde(args, course: Course, log: logging.Logger) -> int:
     from course_lib.grading.autograde import autograde
 
-    limits = _limits(args, course)
+    # on a cluster the sandbox runs on the workers, which are checked there
+    limits = _limits(args, course, sandbox_here=not args.cluster)
+    cluster = None
+    if args.cluster:
+        from course_lib.grading.cluster import ClusterRunner
+
+        cluster = ClusterRunner(args.cluster, limits)
     bar = None
 
     def start(total: int) -> None:
@@ -180,10 +187,13 @@ def cmd_autograde(args, course: Course, log: logging.Logger) -> int:
             bar.update(1)
 
     try:
-        outcomes, tampered = autograde(
-            course, args.assignment, limits, students=args.student, force=args.force,
-            progress=advance, log=log, announce_total=start,
-        )
+        # connected, and its workers checked, before anything is graded or recorded
+        with cluster or contextlib.nullcontext():
+            outcomes, tampered = autograde(
+                course, args.assignment, limits, students=args.student, force=args.force,
+                progress=advance, log=log, announce_total=start,
+                runner=cluster,
+            )
     finally:
         if bar is not None:
             bar.close()
@@ -196,11 +206,15 @@ def cmd_autograde(args, course: Course, log: logging.Logger) -> int:
     graded = sum(o.status == "graded" for o in outcomes)
     failed = [o.student for o in outcomes if o.status == "failed"]
     flagged = [o.student for o in outcomes if o.flagged]
+    where = (f"on {len(cluster.able)} Dask worker(s) at {args.cluster}" if cluster
+             else f"with {limits.workers} workers")
     print(
         f"\n{args.assignment}: {graded} graded, {len(failed)} could not be graded, "
-        f"{sum(o.status == 'skipped' for o in outcomes)} skipped, with {limits.workers} "
-        f"workers, {limits.memory_mb} MiB and {limits.wall_time:g} s per submission."
+        f"{sum(o.status == 'skipped' for o in outcomes)} skipped, {where}, "
+        f"{limits.memory_mb} MiB and {limits.wall_time:g} s per submission."
     )
+    for problem in cluster.problems if cluster else []:
+        print(f"WARNING: {problem}")
     print(_sandbox_summary(limits))
     if flagged:
         print(f"Flagged for review in the formgrader: {', '.join(flagged)}.")
@@ -308,6 +322,12 @@ def build_parser() -> argparse.ArgumentParser:
     grade.add_argument(
         "--force", action="store_true",
         help="regrade submissions that are already autograded",
+    )
+    grade.add_argument(
+        "--cluster", metavar="ADDRESS", default=None,
+        help="grade on the Dask cluster whose scheduler is at ADDRESS (tcp://host:8786; "
+             "pip install course-lib[cluster]): each submission's private job runs on a "
+             "worker with the same limits and sandbox; the gradebook is merged here",
     )
     _add_no_sandbox(grade)
     _add_progress(grade)

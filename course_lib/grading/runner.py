@@ -281,17 +281,22 @@ def run_jobs(
     scratch: Path,
     on_result: Callable[[JobResult], None],
     on_start: Callable[[Job], None] | None = None,
+    context: multiprocessing.context.BaseContext | None = None,
 ) -> None:
     """Grade every job, at most ``limits.workers`` at a time; call ``on_result`` (in this
     thread, one at a time) as each finishes. Private folders are removed afterwards.
-    Raises CourseError when the sandbox is asked for and cannot run here."""
+    Raises CourseError when the sandbox is asked for and cannot run here.
+
+    Grading processes are forked from this process (`_context`) unless ``context`` says
+    otherwise: a Dask worker, which runs other threads, starts them from a forkserver
+    (see `cluster`)."""
     packages = None
     if limits.sandbox:
         problem = sandbox_problem()
         if problem:
             raise CourseError(problem)
         packages = snapshot_course_lib(Path(tempfile.mkdtemp(prefix="packages-", dir=scratch)))
-    context = _context()
+    context = context or _context()
     from course_lib.grading.worker import run
 
     gc.collect()
