@@ -20,6 +20,8 @@ ids are what the class report counts, so an id never changes meaning once releas
 from __future__ import annotations
 
 import functools
+import hashlib
+import os
 import random
 from typing import NoReturn
 
@@ -48,6 +50,8 @@ _cpu = torch.device("cpu")
 _float64 = torch.float64
 _isinstance = isinstance
 _type = type
+_environ = os.environ
+_sha256 = hashlib.sha256
 
 
 def single_threaded(check):
@@ -275,6 +279,17 @@ def generator(seed: int) -> torch.Generator:
     rng = _Generator()
     rng.manual_seed(int(seed))
     return rng
+
+
+def variant(seed: int) -> int:
+    """The seed of a hidden case for the student being graded: ``seed`` itself when
+    ``$COURSE_VARIANT`` is unset or empty (no course secret), else a 31-bit seed drawn
+    from SHA-256 of the student's key and ``seed`` (see `course_lib.grading.variants`)."""
+    key = _environ.get("COURSE_VARIANT", "")
+    if not key:
+        return int(seed)
+    digest = _sha256(f"{key}:{int(seed)}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
 def own_work(assignment: str, references: tuple):

@@ -11,6 +11,10 @@ For every assignment:
 - **untouched zero**: the release, submitted unchanged, gets zero everywhere, and its
   grading neither fails nor times out.
 
+Both grading checks also hold for every one of ``variant_ids`` random student ids (50 by
+default): each id's hidden cases differ, and no variant may be unfair
+(`variants.fairness_problems`; one line per failing id).
+
 The two grading checks run the parallel grader (`autograde`) in a scratch copy of the
 course (configuration and source only, with a scratch gradebook), so they exercise the
 very path that grades the class, and the course itself is never changed.
@@ -30,6 +34,7 @@ from course_lib.grading.leaks import find_leaks, secret_lines, visible_text
 from course_lib.grading.limits import Limits
 from course_lib.grading.record import gradebook
 from course_lib.grading.release import stale_files
+from course_lib.grading.variants import DEFAULT_IDS, fairness_problems
 
 CHECKS = ("release fresh", "no leaks", "solution full marks", "untouched zero")
 SOLUTION, UNTOUCHED = "solution", "untouched"
@@ -111,6 +116,7 @@ def check_course(
     limits: Limits,
     log: logging.Logger,
     on_step=None,
+    variant_ids: int = DEFAULT_IDS,
 ) -> list[Finding]:
     findings = []
     with tempfile.TemporaryDirectory(prefix="course-check-") as scratch:
@@ -120,6 +126,10 @@ def check_course(
             findings.append(Finding(assignment, CHECKS[1], leaks_in_release(course, assignment)))
             outcomes, _ = autograde(copy, assignment, limits, force=True, log=log)
             problems = _grading_problems(copy, assignment, outcomes)
+            if variant_ids and not problems[SOLUTION] and not problems[UNTOUCHED]:
+                fair = fairness_problems(course, assignment, variant_ids, limits.sandbox)
+                problems[SOLUTION] += fair["solution"]
+                problems[UNTOUCHED] += fair["untouched"]
             findings.append(Finding(assignment, CHECKS[2], problems[SOLUTION]))
             findings.append(Finding(assignment, CHECKS[3], problems[UNTOUCHED]))
             if on_step:

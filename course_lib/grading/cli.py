@@ -66,7 +66,8 @@ def cmd_check(args, course: Course, log: logging.Logger) -> int:
         raise CourseError(f"no assignments in {course.folder('source')}")
     limits = _limits(args, course)
     with progress_bar(args, len(assignments), "check", unit="assignment") as bar:
-        findings = check_course(course, assignments, limits, log, on_step=lambda _: bar.update())
+        findings = check_course(course, assignments, limits, log, on_step=lambda _: bar.update(),
+                                variant_ids=args.variant_ids)
     by_assignment = {a: {f.check: f for f in findings if f.assignment == a} for a in assignments}
     rows = [
         (a, *("ok" if by_assignment[a][c].ok else "FAIL" for c in CHECKS)) for a in assignments
@@ -82,6 +83,7 @@ def cmd_check(args, course: Course, log: logging.Logger) -> int:
         + ("all checks passed." if not failures else f"{len(failures)} check(s) failed.")
     )
     print(_sandbox_summary(limits))
+    print(_variants_summary())
     return EXIT_FAILED if failures else 0
 
 
@@ -165,6 +167,12 @@ def _sandbox_summary(limits) -> str:
             "your user, with your files and the network within reach.")
 
 
+def _variants_summary() -> str:
+    from course_lib.grading.variants import summary
+
+    return summary()
+
+
 def cmd_autograde(args, course: Course, log: logging.Logger) -> int:
     from course_lib.grading.autograde import autograde
 
@@ -216,6 +224,7 @@ def cmd_autograde(args, course: Course, log: logging.Logger) -> int:
     for problem in cluster.problems if cluster else []:
         print(f"WARNING: {problem}")
     print(_sandbox_summary(limits))
+    print(_variants_summary())
     if flagged:
         print(f"Flagged for review in the formgrader: {', '.join(flagged)}.")
     if tampered:
@@ -274,6 +283,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("assignment", nargs="*", metavar="ASSIGNMENT")
     check.add_argument("--workers", type=int, default=None, metavar="N",
                        help="submissions graded at the same time (default: one per core)")
+    check.add_argument("--variant-ids", type=int, default=50, metavar="N",
+                       help="random student ids for which the solution must get full marks "
+                            "and the untouched release zero (default: 50; 0: none)")
     _add_no_sandbox(check)
     _add_progress(check)
     check.set_defaults(handler=cmd_check)

@@ -58,6 +58,7 @@ from course_lib.grading.limits import (
 )
 from course_lib.grading.record import remove_tree
 from course_lib.grading.sandbox import private_folder_size, sandbox_problem, snapshot_course_lib
+from course_lib.grading.variants import CONFIG_SECTION, job_key
 
 KERNEL_LOG_SHOWN = 64 * 1024  # bytes of the kernel's own output kept in the student's log
 WATCH_EVERY = 0.25  # seconds between two looks at the running submissions
@@ -155,6 +156,12 @@ def prepare(course: Course, job: Job, template_db: Path, scratch: Path) -> dict:
         (work / "private" / name).mkdir(parents=True)
     _seed_matplotlib_cache(work / "private" / "home" / ".matplotlib")
     autograded = str(inside("autograded", job.student))
+    # the student's variant key (never the secret), also in the job's own configuration,
+    # which is what a cluster worker receives (see `variants`)
+    key = job_key(course.config, job.assignment, job.student)
+    if key:
+        with open(private / "nbgrader_config.py", "a") as config:
+            config.write(f"\nc.{CONFIG_SECTION}.key = {key!r}\n")
     return {
         "workdir": str(work),
         "course": str(private),
@@ -166,6 +173,7 @@ def prepare(course: Course, job: Job, template_db: Path, scratch: Path) -> dict:
         "autograded": autograded,
         "log": str(work / "worker.log"),
         "kernel_log": str(work / "kernel.log"),
+        "variant": key,
         **host_paths(),
     }
 

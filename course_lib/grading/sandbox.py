@@ -46,7 +46,8 @@ HOME = "/home/student"
 #: Environment variables passed from the grading process to the kernel; nothing else
 #: (the instructor's tokens and paths stay outside).
 PASSED_ENV = ("LANG", "LC_ALL", "LC_CTYPE", "TZ", "MPLBACKEND", "OMP_NUM_THREADS",
-              "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "PYTHONHASHSEED", "PYTHONWARNINGS")
+              "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "PYTHONHASHSEED", "PYTHONWARNINGS",
+              "COURSE_VARIANT")
 PASSED_PREFIXES = ("NBGRADER_", "JPY_")
 #: System folders bound read-only (those that exist; symbolic links are recreated).
 SYSTEM = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")

@@ -156,6 +156,7 @@ def kernel_environment(job: dict) -> dict[str, str]:
         "OPENBLAS_NUM_THREADS": "1",
         "MPLBACKEND": "Agg",
         "MPLCONFIGDIR": str(private / "home" / ".matplotlib"),  # seeded with the font cache
+        "COURSE_VARIANT": job.get("variant", ""),  # the student's key: their hidden seeds
     }
     if extra_paths:
         env["JUPYTER_PATH"] = os.pathsep.join(extra_paths)  # a kernel installed with --user
@@ -226,6 +227,7 @@ def run(job: dict, channel) -> None:
     os.dup2(log_fd, 1)
     os.dup2(log_fd, 2)
     os.close(log_fd)
+    os.environ.pop("COURSE_VARIANT_SECRET", None)  # not for the kernel, even unsandboxed
     os.environ.update(kernel_environment(job))
     os.chdir(job["course"])
     preloaded = "nbgrader.converters" in sys.modules
