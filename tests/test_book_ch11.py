@@ -5,8 +5,6 @@ spreads."""
 
 from __future__ import annotations
 
-import ast
-import json
 import re
 from html import unescape
 from pathlib import Path
@@ -14,6 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 from test_book import _visible_text
+from test_reader_aids import cited_keys, code_cells, shown_objects
 
 CHAPTER = ROOT / "book" / "11_learning_from_reward.md"
 SOURCE = CHAPTER.read_text(encoding="utf-8")
@@ -22,90 +21,14 @@ SOURCE = CHAPTER.read_text(encoding="utf-8")
 # --------------------------------------------------------------------- the source
 
 
-def _code_cells(source: str) -> list[str]:
-    return re.findall(r"```\{code-cell\}[^\n]*\n(.*?)```", source, re.S)
-
-
-def _glued_names(source: str) -> tuple[set[str], list[re.Pattern]]:
-    """Names glued by the code cells: literal ones, and f-string ones as patterns."""
-    literal = set(re.findall(r"""\bglue\(\s*["']([\w]+)["']""", source))
-    patterns = [re.compile(re.sub(r"\\\{\w+\\\}", r"\\w+", re.escape(name)) + "$")
-                for name in re.findall(r"""\bglue\(\s*f["']([\w{}]+)["']""", source)]
-    return literal, patterns
-
-
-def test_every_literalinclude_names_an_object_of_an_existing_file():
-    includes = re.findall(r"```\{literalinclude\} (\S+)\n:pyobject: (\w+)", SOURCE)
-    assert len(includes) >= 4, "the page shows the library's estimators, rule and update"
-    for path, name in includes:
-        module = (CHAPTER.parent / path).resolve()
-        assert module.is_file(), path
-        tree = ast.parse(module.read_text(encoding="utf-8"))
-        defined = {node.name for node in tree.body
-                   if isinstance(node, ast.FunctionDef | ast.ClassDef)}
-        assert name in defined, f"{name} is not defined at the top of {path}"
-    shown = {name for _, name in includes}
-    # the estimators at work, the three-factor update and the two pieces of Miconi's rule
+def test_the_page_shows_cites_and_links_what_it_promises():
+    """The library code, papers, explorer and exercise this chapter is about (the
+    checks every chapter passes are in test_reader_aids)."""
     assert {"node_perturbation_samples", "three_factor_update", "miconi_trial",
-            "miconi_update"} <= shown
-
-
-def test_the_page_shows_no_function_the_students_write():
-    """The assignment's functions (its solution cells' definitions) stay off the book."""
-    notebook = ROOT / "solutions" / "11_learning_from_reward" / "11_learning_from_reward.ipynb"
-    exercises = set()
-    for cell in json.loads(notebook.read_text(encoding="utf-8"))["cells"]:
-        code = "".join(cell["source"])
-        if "### BEGIN SOLUTION" in code:
-            exercises |= set(re.findall(r"^\s*def (\w+)", code, re.M))
-    assert len(exercises) >= 4
-    shown = set(re.findall(r":pyobject: (\w+)", SOURCE))
-    assert not shown & exercises, f"solutions on the page: {sorted(shown & exercises)}"
-
-
-def test_every_glued_name_the_text_uses_is_glued():
-    literal, patterns = _glued_names(SOURCE)
-    used = set(re.findall(r"\{glue:(?:text)?\}`(\w+)", SOURCE))
-    assert len(used) >= 20
-    missing = [name for name in sorted(used)
-               if name not in literal and not any(p.match(name) for p in patterns)]
-    assert not missing, f"used in the text but never glued: {missing}"
-
-
-def test_glue_calls_are_off_the_visible_page():
-    """Glue bookkeeping lives in hidden cells (remove-cell / remove-input)."""
-    for cell in _code_cells(SOURCE):
-        if re.search(r"\bglue\(", cell):
-            assert re.match(r":tags: \[remove-(cell|input)\]", cell), cell[:200]
-
-
-def test_every_citation_is_in_the_bibliography():
-    bib = (ROOT / "references.bib").read_text(encoding="utf-8")
-    keys = set(re.findall(r"^@\w+\{(\w+),", bib, re.M))
-    cited = {key.strip() for group in re.findall(r"\{cite(?::[tp])?\}`([^`]+)`", SOURCE)
-             for key in group.split(",")}
+            "miconi_update"} <= shown_objects(SOURCE)
     assert {"miconi2017biologically", "williams1992simple", "werfel2005learning",
             "fiete2006gradient", "fiete2007model", "fee2011hypothesis",
-            "fremaux2016neuromodulated"} <= cited
-    assert cited <= keys, f"cited but not in references.bib: {sorted(cited - keys)}"
-
-
-def test_the_diagram_exists_and_has_alt_text():
-    figures = re.findall(r"```\{figure\} (\S+\.svg)\n(.*?)```", SOURCE, re.S)
-    assert figures, "the chapter shows a diagram"
-    for path, options in figures:
-        assert (CHAPTER.parent / path).is_file(), path
-        alt = re.search(r"^:alt: (.+)$", options, re.M)
-        assert alt and len(alt.group(1).split()) >= 30
-
-
-def test_reader_aids_template():
-    assert SOURCE.startswith("---\njupytext:")
-    assert re.search(r":::\{admonition\} Learning objectives\n:class: tip", SOURCE)
-    assert ":::{admonition} Before you start" in SOURCE and "**Time:**" in SOURCE
-    thinks = SOURCE.count(":::{admonition} Think!")
-    answers = len(re.findall(r"```\{admonition\} Answer\n:class: dropdown", SOURCE))
-    assert 2 <= thinks <= 4 and answers == thinks
+            "fremaux2016neuromodulated"} <= cited_keys(SOURCE)
     assert "static_explorer(" in SOURCE and "widgets.interactive(" in SOURCE
     assert "{doc}`../exercises/11_learning_from_reward/11_learning_from_reward`" in SOURCE
     assert "## Recap" in SOURCE
@@ -114,7 +37,7 @@ def test_reader_aids_template():
 def test_every_comparison_over_seeds_goes_through_clearly_differ():
     """A difference is stated only where the seeds' spreads do not overlap: every hidden
     cell that words a comparison asks `clearly_differ` first."""
-    for cell in _code_cells(SOURCE):
+    for cell in code_cells(SOURCE):
         if "ends clearly" in cell:
             assert "clearly_differ(" in cell, cell[:200]
 

@@ -104,7 +104,7 @@ def test_included_library_code_exists_and_is_not_an_exercise(page):
         for cell in json.loads(notebook.read_text())["cells"]:
             code = "".join(cell["source"])
             if "### BEGIN SOLUTION" in code:
-                exercises |= set(re.findall(r"^\s*def (\w+)", code, re.M))
+                exercises |= set(re.findall(r"^\s*(?:def|class) (\w+)", code, re.M))
     for path, qualified in included_objects(source(page)):
         tree = ast.parse((ROOT / path).read_text())
         scope = tree.body
@@ -118,3 +118,62 @@ def test_included_library_code_exists_and_is_not_an_exercise(page):
 def test_most_chapters_show_library_code():
     showing = [page for page in CHAPTERS if included_objects(source(page))]
     assert len(showing) >= 5, showing
+
+
+def glued_names(text: str) -> tuple[set[str], list[re.Pattern]]:
+    """Names a page's code cells glue: literal ones, and f-string ones as patterns."""
+    literal = set(re.findall(r"""\bglue\(\s*["'](\w+)["']""", text))
+    patterns = [re.compile(r"\w+".join(map(re.escape, re.split(r"\{[^}]*\}", name))) + "$")
+                for _, name in re.findall(r"""\bglue\(\s*f(["'])(.*?)\1""", text)]
+    return literal, patterns
+
+
+@pytest.mark.parametrize("page", CHAPTERS)
+def test_every_glued_name_the_text_uses_is_glued(page):
+    """The text's numbers come from the page's own run: every name a `{glue}` role pastes
+    is glued by a cell of the page (pastes from another page, ``doc.md::key``, are checked
+    by that chapter's tests)."""
+    text = source(page)
+    literal, patterns = glued_names(text)
+    used = set(re.findall(r"\{glue(?::\w+)?\}`(\w+)(?=[`:])", text))
+    missing = sorted(name for name in used
+                     if name not in literal and not any(p.match(name) for p in patterns))
+    assert not missing, f"{page}: used in the text but never glued: {missing}"
+
+
+def test_most_chapters_glue_their_numbers():
+    gluing = [page for page in CHAPTERS if glued_names(source(page))[0]]
+    assert len(gluing) >= 10, gluing
+
+
+@pytest.mark.parametrize("page", CHAPTERS)
+def test_every_citation_is_in_the_bibliography(page):
+    keys = set(re.findall(r"^@\w+\{([^,\s]+),", (ROOT / "references.bib").read_text(), re.M))
+    cited = {key.strip() for group in re.findall(r"\{cite(?::\w+)?\}`([^`]+)`", source(page))
+             for key in group.split(",")}
+    assert cited <= keys, f"{page}: cited but not in references.bib: {sorted(cited - keys)}"
+
+
+@pytest.mark.parametrize("page", CHAPTERS)
+def test_every_diagram_exists_and_is_described(page):
+    """A diagram (an SVG figure) is a file of the book, with an alt text a screen reader
+    can use instead of the picture: a description, not a label."""
+    for path, options in re.findall(r"```\{figure\} (\S+\.svg)\n(.*?)```", source(page), re.S):
+        assert (ROOT / "book" / path).is_file(), f"{page}: {path}"
+        alt = re.search(r"^:alt: (.+)$", options, re.M)
+        assert alt and len(alt.group(1).split()) >= 30, f"{page}: {path} has no real alt text"
+
+
+def code_cells(text: str) -> list[str]:
+    """Every code cell of a page, hidden or shown (with its option lines)."""
+    return re.findall(r"```\{code-cell\}[^\n]*\n(.*?)```", text, re.S)
+
+
+def cited_keys(text: str) -> set[str]:
+    return {key.strip() for group in re.findall(r"\{cite(?::\w+)?\}`([^`]+)`", text)
+            for key in group.split(",")}
+
+
+def shown_objects(text: str) -> set[str]:
+    """The library objects a page includes with `literalinclude` (``Class.method`` too)."""
+    return {name for _, name in included_objects(text)}
