@@ -236,15 +236,30 @@ def _visible_text(html, page: str) -> str:
     return re.sub(r"\s+", " ", text)
 
 
+def _image_alts(html, page: str) -> list[str]:
+    """The alt texts of a chapter's images (figures and explorer pictures), decoded."""
+    text = (html / "book" / f"{page}.html").read_text()
+    return [unescape(alt) for alt in re.findall(r'<img src="[^"]+" alt="([^"]+)"', text)]
+
+
+def _seed_relation(a, sd_a, b, sd_b, slack):
+    """course_lib.seeds.clearly_differ's rule on printed (rounded) mean ± SD: "within",
+    "above" or "below"; None when too close to the edge to judge from rounded numbers."""
+    gap, spread = abs(a - b), sd_a + sd_b
+    if abs(gap - spread) <= slack:
+        return None
+    if gap <= spread:
+        return "within"
+    return "above" if a > b else "below"
+
+
 def _phrase_matches_intervals(phrase, a, sd_a, b, sd_b, *, slack=0.0):
     """The comparison a page states ("a is clearly above b", ...) agrees with the
-    mean ± SD it prints, within rounding (course_lib.seeds.clearly_differ's rule)."""
-    gap, spread = abs(a - b), sd_a + sd_b
-    if abs(gap - spread) <= slack:  # too close to the edge to judge from rounded numbers
-        return True
-    if gap <= spread:
-        return phrase == "not clearly different from"
-    return phrase == ("clearly below" if a < b else "clearly above")
+    mean ± SD it prints, within rounding."""
+    relation = _seed_relation(a, sd_a, b, sd_b, slack)
+    words = {"within": "not clearly different from", "above": "clearly above",
+             "below": "clearly below"}
+    return relation is None or phrase == words[relation]
 
 
 def test_feedback_alignment_chapter_compares_rules_and_controls_over_seeds(html):

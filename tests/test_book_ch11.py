@@ -6,16 +6,16 @@ spreads."""
 from __future__ import annotations
 
 import re
-from html import unescape
 from pathlib import Path
 
 import pytest
 from conftest import ROOT
-from test_book import _visible_text
+from test_book import _image_alts, _seed_relation, _visible_text
 from test_reader_aids import cited_keys, code_cells, shown_objects
 
 CHAPTER = ROOT / "book" / "11_learning_from_reward.md"
 SOURCE = CHAPTER.read_text(encoding="utf-8")
+PAGE = "11_learning_from_reward"
 
 
 # --------------------------------------------------------------------- the source
@@ -52,21 +52,6 @@ def _text(html: Path) -> str:
     return _visible_text(html, "11_learning_from_reward")
 
 
-def _alts(html: Path) -> list[str]:
-    page = (html / "book" / "11_learning_from_reward.html").read_text()
-    return [unescape(alt) for alt in re.findall(r'<img src="[^"]+" alt="([^"]+)"', page)]
-
-
-def _relation(a, sd_a, b, sd_b, slack):
-    """clearly_differ's rule on printed (rounded) numbers; None when too close to call."""
-    gap, spread = abs(a - b), sd_a + sd_b
-    if abs(gap - spread) <= slack:
-        return None
-    if gap <= spread:
-        return "within"
-    return "above" if a > b else "below"
-
-
 def _stated(text, name_a, name_b):
     match = re.search(rf"{re.escape(name_a)} ends clearly (above|below|lower than|higher "
                       rf"than) {re.escape(name_b)}", text)
@@ -99,7 +84,7 @@ def test_variance_grows_as_the_number_of_perturbed_weights_or_units(html):
                        r"perturbation's with slope ([\d.]+)", text)
     assert slopes, "the measured log-log slopes are stated"
     assert abs(float(slopes.group(1)) - 2) < 0.2 and abs(float(slopes.group(2)) - 1) < 0.2
-    assert any("theory 4097" in alt and "±" in alt for alt in _alts(html))
+    assert any("theory 4097" in alt and "±" in alt for alt in _image_alts(html, PAGE))
 
 
 @pytest.mark.slow
@@ -110,7 +95,7 @@ def test_the_toy_bird_needs_the_reward_prediction_error(html):
     raw = re.search(rf"third factor raw reward R: error {NUM}", text)
     assert before and rpe and raw
     rpe, raw = (tuple(map(float, m.groups())) for m in (rpe, raw))
-    relation = _relation(*rpe, *raw, slack=0.02)
+    relation = _seed_relation(*rpe, *raw, slack=0.02)
     if relation == "within":
         assert "the two third factors end within each other's spread" in text
     elif relation is not None:
@@ -134,10 +119,10 @@ def test_miconi_is_compared_with_rflo_bptt_and_the_readout_only_control(html):
                        ("BPTT", "BPTT")):
         stated = _stated(prose, "Miconi's rule", name)
         assert stated is not None, f"the page must compare Miconi's rule with {name}"
-        expected = _relation(*printed["Miconi"], *printed[rule], slack=1.0)
+        expected = _seed_relation(*printed["Miconi"], *printed[rule], slack=1.0)
         assert expected is None or stated == expected, (name, stated, printed)
     # the cost in trials: every rule's count of seeds that reached the criterion
     assert len(re.findall(r"\d of \d seeds reached and kept 70%", text)) == 4
-    alts = _alts(html)
+    alts = _image_alts(html, PAGE)
     assert sum("±" in alt for alt in alts) >= 3  # variance, song, rules
     assert sum("Cosine to the gradient" in alt for alt in alts) == 4  # the explorer

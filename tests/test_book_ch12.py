@@ -6,12 +6,11 @@ the cost in inference steps) agree with theory and with their own spreads."""
 from __future__ import annotations
 
 import re
-from html import unescape
 from pathlib import Path
 
 import pytest
 from conftest import ROOT
-from test_book import _visible_text
+from test_book import _image_alts, _seed_relation, _visible_text
 from test_reader_aids import cited_keys, code_cells, shown_objects
 
 CHAPTER = ROOT / "book" / "12_predictive_coding.md"
@@ -50,21 +49,6 @@ NAMES = ("backprop", "feedback alignment", "Z-IL", "predictive coding",
 
 def _text(html: Path) -> str:
     return _visible_text(html, SLUG)
-
-
-def _alts(html: Path) -> list[str]:
-    page = (html / "book" / f"{SLUG}.html").read_text()
-    return [unescape(alt) for alt in re.findall(r'<img src="[^"]+" alt="([^"]+)"', page)]
-
-
-def _relation(a, sd_a, b, sd_b, slack):
-    """clearly_differ's rule on printed (rounded) numbers; None when too close to call."""
-    gap, spread = abs(a - b), sd_a + sd_b
-    if abs(gap - spread) <= slack:
-        return None
-    if gap <= spread:
-        return "within"
-    return "above" if a > b else "below"
 
 
 @pytest.mark.slow
@@ -116,7 +100,7 @@ def test_accuracies_are_compared_only_beyond_their_spread(html):
         clearly = re.search(rf"{a} ends clearly (above|below) {b}", text)
         within = f"{a} and {b} end within each other's spread" in text
         assert bool(clearly) != within, (a, b)
-        expected = _relation(*printed[a], *printed[b], slack=0.2)
+        expected = _seed_relation(*printed[a], *printed[b], slack=0.2)
         stated = clearly.group(1) if clearly else "within"
         assert expected is None or stated == expected, (a, b, stated, printed)
 
@@ -132,6 +116,6 @@ def test_the_cost_in_inference_steps(html):
     assert steps["backprop"] == steps["feedback alignment"] == 0
     assert steps["Z-IL"] == 1  # one hidden layer: one inference step
     assert steps["predictive coding"] > 3 and steps["equilibrium propagation"] > 3
-    alts = _alts(html)
+    alts = _image_alts(html, SLUG)
     assert sum("±" in alt for alt in alts) >= 2  # accuracies and angles, with spread
     assert sum("angle between them is" in alt for alt in alts) >= 5  # the explorer

@@ -6,16 +6,16 @@ agree with theory and with their own spreads."""
 from __future__ import annotations
 
 import re
-from html import unescape
 from pathlib import Path
 
 import pytest
 from conftest import ROOT
-from test_book import _visible_text
+from test_book import _image_alts, _seed_relation, _visible_text
 from test_reader_aids import cited_keys, code_cells, shown_objects
 
 CHAPTER = ROOT / "book" / "13_spiking_networks.md"
 SOURCE = CHAPTER.read_text(encoding="utf-8")
+PAGE = "13_spiking_networks"
 SOLUTION = ROOT / "solutions" / "13_spiking_networks" / "13_spiking_networks.ipynb"
 #: What the assignment asks students to write (issue 18 §4): the LIF step, the surrogate
 #: spike function, the eligibility trace and the e-prop update.
@@ -61,21 +61,6 @@ def _text(html: Path) -> str:
     return _visible_text(html, "13_spiking_networks")
 
 
-def _alts(html: Path) -> list[str]:
-    page = (html / "book" / "13_spiking_networks.html").read_text()
-    return [unescape(alt) for alt in re.findall(r'<img src="[^"]+" alt="([^"]+)"', page)]
-
-
-def _relation(a, sd_a, b, sd_b, slack):
-    """clearly_differ's rule on printed (rounded) numbers; None when too close to call."""
-    gap, spread = abs(a - b), sd_a + sd_b
-    if abs(gap - spread) <= slack:
-        return None
-    if gap <= spread:
-        return "within"
-    return "above" if a > b else "below"
-
-
 def _stated(text, name_a, name_b, what):
     match = re.search(rf"{re.escape(name_a)} ends clearly (above|below) {re.escape(name_b)} "
                       rf"in {what}", text)
@@ -115,7 +100,7 @@ def test_bptt_and_eprop_are_compared_with_their_spreads(html):
     for what, index, slack in (("accuracy", 0, 1.0), ("spikes per trial", 2, 1.0)):
         stated = _stated(text, "e-prop", "BPTT", what)
         assert stated is not None, f"the page must compare e-prop with BPTT in {what}"
-        expected = _relation(*printed["e-prop"][index:index + 2],
+        expected = _seed_relation(*printed["e-prop"][index:index + 2],
                              *printed["BPTT"][index:index + 2], slack)
         assert expected is None or stated == expected, (what, stated, printed)
     # the identity: without the random feedback e-prop's gradient at the start is BPTT's
@@ -138,7 +123,7 @@ def test_the_spike_penalty_trades_accuracy_for_energy(html):
     spikes = [float(row[3]) for row in rows]
     assert strengths == sorted(strengths) and strengths[0] == 0
     assert spikes[-1] < 0.5 * spikes[0], "the strongest penalty must cut the spikes"
-    alts = _alts(html)
+    alts = _image_alts(html, PAGE)
     assert any(alt.startswith("Held-out accuracy against spikes per trial") and
                len(re.findall(r"penalty \d", alt)) == len(rows) for alt in alts)
 
@@ -154,7 +139,7 @@ def test_dale_and_sparsity_hold_and_are_compared_with_their_control(html):
     control = re.search(rf"BPTT: held-out accuracy {PCT}", text)
     stated = _stated(text, "the constrained network", "its control", "accuracy")
     assert stated is not None
-    expected = _relation(float(match.group(1)), float(match.group(2)),
+    expected = _seed_relation(float(match.group(1)), float(match.group(2)),
                          float(control.group(1)), float(control.group(2)), 1.0)
     assert expected is None or stated == expected
-    assert sum("±" in alt for alt in _alts(html)) >= 3  # rules, trade-off, Dale
+    assert sum("±" in alt for alt in _image_alts(html, PAGE)) >= 3  # rules, trade-off, Dale
