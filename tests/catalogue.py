@@ -6,8 +6,11 @@ rejected with its own mistake id and a message in the student's terms.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
+from conftest import ROOT
 
 
 def rejects(check, wrong, mistake: str, message: str, **check_kwargs) -> None:
@@ -27,3 +30,14 @@ class AlwaysEqual(torch.Tensor):
 
     def __eq__(self, other):
         return True
+
+
+def solution_answers(assignment: str, namespace: dict | None = None) -> dict:
+    """``namespace`` (default: only ``torch``) after running the answer cells of the
+    assignment's source notebook: the solution's functions, by name."""
+    notebook = ROOT / "solutions" / assignment / f"{assignment}.ipynb"
+    namespace = {"torch": torch} if namespace is None else namespace
+    for cell in json.loads(notebook.read_text())["cells"]:
+        if cell["metadata"]["nbgrader"].get("solution") and cell["cell_type"] == "code":
+            exec("".join(cell["source"]), namespace)  # noqa: S102 - our own notebook
+    return namespace

@@ -6,13 +6,11 @@ rejects a biased one."""
 from __future__ import annotations
 
 import functools
-import json
 
 import catalogue
 import pytest
 import torch
-from catalogue import AlwaysEqual, not_implemented
-from conftest import ROOT
+from catalogue import AlwaysEqual, not_implemented, solution_answers
 
 from course_lib.checks.learning_from_reward import (
     NP_BATCH,
@@ -575,11 +573,7 @@ def test_every_named_mistake_has_a_distinct_message():
 def test_the_solution_notebooks_answers_pass():
     """The functions of the source notebook's answer cells pass every checker at every
     seed (the nbgrader round trip, tests/test_nbgrader_pipeline.py, is slower)."""
-    notebook = ROOT / "solutions" / "11_learning_from_reward" / "11_learning_from_reward.ipynb"
-    namespace = {"torch": torch}
-    for cell in json.loads(notebook.read_text())["cells"]:
-        if cell["metadata"]["nbgrader"].get("solution") and cell["cell_type"] == "code":
-            exec("".join(cell["source"]), namespace)  # noqa: S102 - our own notebook
+    namespace = solution_answers("11_learning_from_reward")
     checks = {"weight_perturbation_estimate": check_weight_perturbation_estimate,
               "node_perturbation_update": check_node_perturbation_update,
               "update_baseline": check_update_baseline,

@@ -5,12 +5,11 @@ with the references and with autograd."""
 
 from __future__ import annotations
 
-import json
 import re
 
 import pytest
 import torch
-from catalogue import AlwaysEqual, not_implemented, rejects
+from catalogue import AlwaysEqual, not_implemented, rejects, solution_answers
 from conftest import ROOT
 
 from course_lib.checks import spiking_networks as checks
@@ -754,11 +753,7 @@ def test_every_named_mistake_has_a_distinct_message():
 def test_the_solution_notebooks_answers_pass():
     """The functions of the source notebook's answer cells pass every checker at every
     seed (the nbgrader round trip, tests/test_nbgrader_pipeline.py, is slower)."""
-    notebook = ROOT / "solutions" / "13_spiking_networks" / "13_spiking_networks.ipynb"
-    namespace = {"torch": torch}
-    for cell in json.loads(notebook.read_text())["cells"]:
-        if cell["metadata"]["nbgrader"].get("solution") and cell["cell_type"] == "code":
-            exec("".join(cell["source"]), namespace)  # noqa: S102 - our own notebook
+    namespace = solution_answers("13_spiking_networks")
     answers = {"surrogate_derivative": check_surrogate_derivative,
                "SpikeFunction": check_spike_function, "lif_step": check_lif_step,
                "eligibility_traces": check_eligibility_traces,

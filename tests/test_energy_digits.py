@@ -11,6 +11,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from test_predictive_coding import backprop_update
 from torch.testing import assert_close
 
 from course_lib.learning_rules import energy_digits as ed
@@ -31,16 +32,6 @@ def seeded_network(seeds, sizes, dtype=torch.float64, scale=1.0):
     return weights, x, y
 
 
-def autograd_backprop(x, y, weights):
-    """-dL/dW of L = mean_batch ||y - W_2 tanh(W_1 tanh(W_0 tanh(x)))||^2 / 2, one network."""
-    params = [w.detach().clone().requires_grad_(True) for w in weights]
-    h = x
-    for w in params:
-        h = torch.tanh(h) @ w.T
-    loss = 0.5 * ((y - h) ** 2).sum(1).mean()
-    return [-g for g in torch.autograd.grad(loss, params)]
-
-
 # ---------------------------------------------------------- updates against backprop
 
 
@@ -51,7 +42,7 @@ def test_backprop_and_zil_updates_equal_autograd_for_every_seed(rule):
     updates, steps = ed.rule_updates(rule, x, y, weights)
     assert steps == (0 if rule == "bp" else len(sizes) - 2)
     for m in range(3):
-        truth = autograd_backprop(x[m], y[m], [w[m] for w in weights])
+        truth = backprop_update([w[m] for w in weights], x[m], y[m])
         for ours, expected in zip([u[m] for u in updates], truth, strict=True):
             assert_close(ours, expected, **EXACT)
 
@@ -62,7 +53,7 @@ def test_fa_with_transposed_weights_as_feedback_is_backprop():
     transposed = [w.mT.clone() for w in weights[1:]]  # B = W^T for every weight above W_0
     fa, _ = ed.rule_updates("fa", x, y, weights, transposed)
     for m in range(2):
-        truth = autograd_backprop(x[m], y[m], [w[m] for w in weights])
+        truth = backprop_update([w[m] for w in weights], x[m], y[m])
         for ours, expected in zip([u[m] for u in fa], truth, strict=True):
             assert_close(ours, expected, **EXACT)
 
@@ -73,7 +64,7 @@ def test_fa_with_random_feedback_is_not_backprop_below_the_output():
     feedback = [torch.rand(w.shape[2], w.shape[1], dtype=torch.float64)[None] - 0.5
                 for w in weights[1:]]
     fa, _ = ed.rule_updates("fa", x, y, weights, feedback)
-    truth = autograd_backprop(x[0], y[0], [w[0] for w in weights])
+    truth = backprop_update([w[0] for w in weights], x[0], y[0])
     assert_close(fa[-1][0], truth[-1], **EXACT)  # the output layer learns by the delta rule
     assert (fa[0][0] - truth[0]).norm() > 0.1 * truth[0].norm()
 
